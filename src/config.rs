@@ -1,0 +1,128 @@
+//! Command-line and environment configuration: every knob in one struct, each flag also an
+//! environment variable, documented by `--help` and README.md.
+//!
+//! Tests build a `Config` with [`Config::parse_from`] and explicit flags, so they never depend on
+//! the process environment.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::php;
+
+/// Server configuration.
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "chat-server",
+    version,
+    about = "Drop-in server for the legacy PHP long-poll chat"
+)]
+pub struct Config {
+    /// Address and port to listen on.
+    #[arg(long, env = "CHAT_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// MySQL/MariaDB URL. The default is the legacy `AJconn.php`: root, no password, database `test`.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "mysql://root@127.0.0.1:3306/test"
+    )]
+    pub database_url: String,
+
+    /// The legacy docroot: the site's `.php` pages and static files (`jquery.js`).
+    #[arg(long, env = "CHAT_SITE", default_value = "compat/legacy-site")]
+    pub site: PathBuf,
+
+    /// URL path the site lives under, e.g. `/chat` for `/chat/AJ05customer.php`.
+    #[arg(long, env = "CHAT_BASE_PATH", default_value = "/")]
+    pub base_path: String,
+
+    /// How often (ms) one background query looks for messages written by anyone else: the legacy
+    /// PHP during a migration, another instance, a direct INSERT.
+    #[arg(long, env = "CHAT_WATCH_INTERVAL_MS", default_value_t = 200)]
+    pub watch_interval_ms: u64,
+
+    /// How long (ms) an id missing below newer rows is awaited before it is taken as rolled back.
+    /// Auto-increment ids become visible at commit, not in id order.
+    #[arg(long, env = "CHAT_LATE_COMMIT_GRACE_MS", default_value_t = 30_000)]
+    pub late_commit_grace_ms: u64,
+
+    /// Speak the legacy's `SET NAMES utf8` instead of utf8mb4 (emoji then fail or read back as `?`,
+    /// exactly as under PHP).
+    #[arg(long, env = "CHAT_LEGACY_CHARSET")]
+    pub legacy_charset: bool,
+
+    /// Upper bound (ms) for any one database operation; a send answers `FIAL` after it.
+    #[arg(long, env = "CHAT_DB_TIMEOUT_MS", default_value_t = 3_000)]
+    pub db_timeout_ms: u64,
+
+    /// Most database connections this instance opens. Waiting clients hold none.
+    #[arg(long, env = "CHAT_DB_POOL_MAX", default_value_t = 16)]
+    pub db_pool_max: usize,
+
+    /// Largest request body accepted (nginx's `client_max_body_size` default); larger is 413.
+    #[arg(long, env = "CHAT_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: u64,
+
+    /// On SIGTERM/Ctrl-C, how long (ms) open connections get to finish before they are cut.
+    #[arg(long, env = "CHAT_SHUTDOWN_GRACE_MS", default_value_t = 5_000)]
+    pub shutdown_grace_ms: u64,
+
+    /// Which PHP to imitate where versions differ: `8` (PHP 8.2) or `5` (PHP 5.4/5.5).
+    #[arg(long = "php", env = "CHAT_PHP", value_enum, default_value = "8")]
+    pub php: php::Version,
+}
+
+impl Config {
+    /// The base path without its trailing slash (`""` for the root).
+    pub fn base_path(&self) -> &str {
+        self.base_path.trim_end_matches('/')
+    }
+
+    /// See [`Config::watch_interval_ms`].
+    pub fn watch_interval(&self) -> Duration {
+        Duration::from_millis(self.watch_interval_ms.max(1))
+    }
+
+    /// See [`Config::late_commit_grace_ms`].
+    pub fn late_commit_grace(&self) -> Duration {
+        Duration::from_millis(self.late_commit_grace_ms)
+    }
+
+    /// See [`Config::db_timeout_ms`].
+    pub fn db_timeout(&self) -> Duration {
+        Duration::from_millis(self.db_timeout_ms)
+    }
+
+    /// See [`Config::shutdown_grace_ms`].
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_legacy_ones() {
+        let config = Config::parse_from([
+            "chat-server",
+            "--database-url",
+            "mysql://root@127.0.0.1:3306/test",
+        ]);
+        assert_eq!(config.database_url, "mysql://root@127.0.0.1:3306/test");
+        assert_eq!(config.base_path(), "");
+        assert_eq!(config.php, php::Version::Php8);
+        assert!(config.watch_interval() < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn base_path_is_normalised() {
+        let config = Config::parse_from(["chat-server", "--base-path", "/chat/"]);
+        assert_eq!(config.base_path(), "/chat");
+    }
+}

@@ -1,0 +1,42 @@
+//! The crate's one error type. Endpoints never show it to clients: they answer what PHP would
+//! have answered (`FIAL`, a parked request) and log the cause.
+
+use std::fmt;
+
+/// Everything that can go wrong below the HTTP layer.
+#[derive(Debug)]
+pub enum Error {
+    /// MySQL refused or failed a query, or the connection broke.
+    Db(mysql_async::Error),
+    /// A database operation took longer than `--db-timeout-ms`.
+    DbTimeout,
+    /// Socket or file-system failure.
+    Io(std::io::Error),
+    /// The configuration cannot work (bad URL, unreadable site directory).
+    Config(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Db(err) => write!(f, "database: {err}"),
+            Error::DbTimeout => write!(f, "database: timed out"),
+            Error::Io(err) => write!(f, "i/o: {err}"),
+            Error::Config(msg) => write!(f, "configuration: {msg}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<mysql_async::Error> for Error {
+    fn from(err: mysql_async::Error) -> Self {
+        Error::Db(err)
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(err: std::io::Error) -> Self {
+        Error::Io(err)
+    }
+}

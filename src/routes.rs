@@ -1,0 +1,144 @@
+//! Request routing: one match from URL to endpoint, and the one place a hyper request becomes
+//! the `$_COOKIE`/`$_POST` a PHP script would have seen.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, COOKIE};
+use hyper::{Request, Response, StatusCode};
+
+use crate::config::Config;
+use crate::delivery::Mailbox;
+use crate::endpoints::{files, full, pages, plain_status, poll, send, stream, Body, PhpRequest};
+use crate::php::{cookie, form};
+use crate::site::{Endpoint, Resource, Site};
+use crate::store::Store;
+
+/// Liveness probe for orchestrators. It starts with a dot-directory, which the site never serves,
+/// so it cannot shadow a file of the legacy docroot.
+pub const HEALTH_PATH: &str = "/.chat-server/health";
+
+/// Everything a request handler needs, shared by all connections.
+#[derive(Debug)]
+pub struct App {
+    /// The configuration the server was started with.
+    pub config: Config,
+    /// The legacy docroot.
+    pub site: Site,
+    /// The `msg` table.
+    pub store: Store,
+    /// Waiting and claiming.
+    pub mailbox: Mailbox,
+}
+
+/// hyper's service function. Errors never reach hyper: each becomes the answer PHP would give.
+pub async fn handle(
+    app: Arc<App>,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    Ok(route(&app, request).await)
+}
+
+async fn route(app: &App, request: Request<Incoming>) -> Response<Body> {
+    let path = request.uri().path().to_owned();
+    if path == HEALTH_PATH {
+        return Response::new(full("ok\n"));
+    }
+    let Some(relative) = strip_base(app.config.base_path(), &path) else {
+        return plain_status(StatusCode::NOT_FOUND);
+    };
+    if declared_length(&request).is_some_and(|length| length > app.config.max_body_bytes) {
+        return plain_status(StatusCode::PAYLOAD_TOO_LARGE);
+    }
+    let version = app.config.php;
+    match app.site.resolve(relative).await {
+        Resource::Endpoint(endpoint, script) => {
+            let php = match php_request(request, app).await {
+                Ok(php) => php,
+                Err(status) => return plain_status(status),
+            };
+            match endpoint {
+                Endpoint::AgentPage => pages::agent(version, script),
+                Endpoint::CustomerPage => pages::customer(version, script, &php),
+                Endpoint::Send => {
+                    send::send(version, script, &php, &app.store, app.mailbox.hub()).await
+                }
+                Endpoint::Poll => poll::poll(version, script, &php, &app.mailbox).await,
+                Endpoint::Stream => stream::stream(version, script, &app.mailbox),
+            }
+        }
+        Resource::OtherScript(printed) => files::other_script(version, printed),
+        Resource::File(file, content_type) => {
+            files::static_file(request.method(), &file, content_type).await
+        }
+        Resource::Directory => plain_status(StatusCode::FORBIDDEN),
+        Resource::NotFound => plain_status(StatusCode::NOT_FOUND),
+    }
+}
+
+/// The path below the base path, or `None` when the request is outside the site.
+fn strip_base<'a>(base: &str, path: &'a str) -> Option<&'a str> {
+    let rest = path.strip_prefix(base)?;
+    (rest.is_empty() || rest.starts_with('/')).then_some(rest)
+}
+
+fn declared_length(request: &Request<Incoming>) -> Option<u64> {
+    request
+        .headers()
+        .get(CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// Decodes cookies and, for a form POST, the body, as PHP would.
+async fn php_request(request: Request<Incoming>, app: &App) -> Result<PhpRequest, StatusCode> {
+    let version = app.config.php;
+    // Several Cookie lines reach PHP joined with "; ", as nginx joins them.
+    let cookie_header: Vec<&[u8]> = request
+        .headers()
+        .get_all(COOKIE)
+        .iter()
+        .map(|value| value.as_bytes())
+        .collect();
+    let cookies = cookie::parse(&cookie_header.join(&b"; "[..]), version);
+    let content_type = request
+        .headers()
+        .get(CONTENT_TYPE)
+        .map(|value| value.as_bytes());
+    if !form::is_form_post(request.method().as_str(), content_type) {
+        return Ok(PhpRequest {
+            cookies,
+            ..PhpRequest::default()
+        });
+    }
+    let limit = usize::try_from(app.config.max_body_bytes).unwrap_or(usize::MAX);
+    let body = Limited::new(request.into_body(), limit)
+        .collect()
+        .await
+        .map_err(|_| StatusCode::PAYLOAD_TOO_LARGE)?
+        .to_bytes();
+    Ok(PhpRequest {
+        cookies,
+        post: form::parse(&body, version),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strip_base;
+
+    #[test]
+    fn base_path_is_a_whole_segment() {
+        assert_eq!(strip_base("", "/AJsendmsg.php"), Some("/AJsendmsg.php"));
+        assert_eq!(
+            strip_base("/chat", "/chat/AJsendmsg.php"),
+            Some("/AJsendmsg.php")
+        );
+        assert_eq!(strip_base("/chat", "/chatter/x"), None);
+        assert_eq!(strip_base("/chat", "/AJsendmsg.php"), None);
+    }
+}

@@ -1,0 +1,197 @@
+//! The legacy docroot: which file a URL path names, and what kind of answer it gets.
+//!
+//! The five scripts the server reimplements are recognised by name and answered natively, with
+//! the text around their code taken from the operator's own files (read once at start-up). Other
+//! `.php` files answer the text PHP would print outside their code, never their source. Anything
+//! else is a static file. Nothing outside the docroot, and no dot-file, is ever reachable.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use crate::error::Error;
+use crate::php::script::Script;
+
+/// A legacy script the server answers natively.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// `AJ04custserv.php`: the agent page; sets `username=admin`.
+    AgentPage,
+    /// `AJ05customer.php`: the customer page; hands out `adminNNN` to newcomers.
+    CustomerPage,
+    /// `AJsendmsg.php`: stores a message, answers `OK` or `FIAL`.
+    Send,
+    /// `AJ05comitajax.php`: the customer's long poll.
+    Poll,
+    /// `AJ04serve.php`: the agent's endless iframe stream.
+    Stream,
+}
+
+impl Endpoint {
+    const ALL: [(&'static str, Endpoint); 5] = [
+        ("AJ04custserv.php", Endpoint::AgentPage),
+        ("AJ05customer.php", Endpoint::CustomerPage),
+        ("AJsendmsg.php", Endpoint::Send),
+        ("AJ05comitajax.php", Endpoint::Poll),
+        ("AJ04serve.php", Endpoint::Stream),
+    ];
+}
+
+/// What a request path resolves to.
+#[derive(Debug)]
+pub enum Resource<'a> {
+    /// A reimplemented script, with the text around its code.
+    Endpoint(Endpoint, &'a Script),
+    /// Another `.php` file: the text it prints.
+    OtherScript(Vec<u8>),
+    /// A static file and its Content-Type.
+    File(PathBuf, &'static str),
+    /// A directory (nginx: 403 without an index file).
+    Directory,
+    /// Nothing there, or not allowed to be reached.
+    NotFound,
+}
+
+/// The docroot, with the reimplemented scripts pre-read.
+#[derive(Debug)]
+pub struct Site {
+    root: PathBuf,
+    scripts: HashMap<&'static str, (Endpoint, Script)>,
+}
+
+impl Site {
+    /// Opens a docroot. The reimplemented scripts are served only if their files exist, as under PHP.
+    pub fn load(root: &Path) -> Result<Site, Error> {
+        let root = root
+            .canonicalize()
+            .map_err(|err| Error::Config(format!("site directory {}: {err}", root.display())))?;
+        let mut scripts = HashMap::new();
+        for (name, endpoint) in Endpoint::ALL {
+            if let Ok(source) = std::fs::read(root.join(name)) {
+                scripts.insert(name, (endpoint, Script::parse(&source)));
+            }
+        }
+        if scripts.is_empty() {
+            tracing::warn!(site = %root.display(), "no legacy scripts found in the site directory");
+        }
+        Ok(Site { root, scripts })
+    }
+
+    /// Resolves a URL path relative to the site (already stripped of the base path, not yet
+    /// percent-decoded).
+    pub async fn resolve(&self, relative: &str) -> Resource<'_> {
+        let Some(segments) = safe_segments(relative) else {
+            return Resource::NotFound;
+        };
+        if let [name] = segments.as_slice() {
+            if let Some((endpoint, script)) = self.scripts.get(name.as_str()) {
+                return Resource::Endpoint(*endpoint, script);
+            }
+        }
+        let path = segments
+            .iter()
+            .fold(self.root.clone(), |path, segment| path.join(segment));
+        // Symlinks may point anywhere; only what really lies under the root is served.
+        let Ok(real) = tokio::fs::canonicalize(&path).await else {
+            return Resource::NotFound;
+        };
+        if !real.starts_with(&self.root) {
+            return Resource::NotFound;
+        }
+        match tokio::fs::metadata(&real).await {
+            Ok(meta) if meta.is_dir() => Resource::Directory,
+            Ok(_) if has_extension(&real, "php") => match tokio::fs::read(&real).await {
+                Ok(source) => Resource::OtherScript(Script::parse(&source).printed_text()),
+                Err(_) => Resource::NotFound,
+            },
+            Ok(_) => {
+                let mime = content_type(&real);
+                Resource::File(real, mime)
+            }
+            Err(_) => Resource::NotFound,
+        }
+    }
+}
+
+/// Percent-decodes the path and splits it, refusing `..`, dot-files, NUL and non-UTF-8.
+fn safe_segments(relative: &str) -> Option<Vec<String>> {
+    let decoded = crate::php::url::raw_url_decode(relative.as_bytes());
+    let decoded = String::from_utf8(decoded).ok()?;
+    let mut segments = Vec::new();
+    for segment in decoded.split('/').filter(|s| !s.is_empty()) {
+        if segment.starts_with('.') || segment.contains(['\0', '\\']) {
+            return None;
+        }
+        segments.push(segment.to_string());
+    }
+    Some(segments)
+}
+
+fn has_extension(path: &Path, extension: &str) -> bool {
+    path.extension()
+        .is_some_and(|ext| ext.eq_ignore_ascii_case(extension))
+}
+
+/// nginx's `mime.types` for the kinds of file a legacy docroot holds.
+fn content_type(path: &Path) -> &'static str {
+    let extension = path
+        .extension()
+        .and_then(|ext| ext.to_str())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    match extension.as_str() {
+        "html" | "htm" | "shtml" => "text/html",
+        "css" => "text/css",
+        "js" => "application/javascript",
+        "json" => "application/json",
+        "txt" => "text/plain",
+        "xml" => "text/xml",
+        "png" => "image/png",
+        "gif" => "image/gif",
+        "jpg" | "jpeg" => "image/jpeg",
+        "svg" | "svgz" => "image/svg+xml",
+        "ico" => "image/x-icon",
+        "webp" => "image/webp",
+        "woff" => "font/woff",
+        "woff2" => "font/woff2",
+        _ => "application/octet-stream",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traversal_and_dot_files_are_refused() {
+        assert!(safe_segments("/../AJconn.php").is_none());
+        assert!(safe_segments("/%2e%2e/etc/passwd").is_none());
+        assert!(safe_segments("/.git/config").is_none());
+        assert!(safe_segments("/a%00b").is_none());
+        assert_eq!(
+            safe_segments("//jquery.js").expect("plain"),
+            vec!["jquery.js"]
+        );
+        assert_eq!(safe_segments("/a%20b.js").expect("plain"), vec!["a b.js"]);
+    }
+
+    #[tokio::test]
+    async fn the_bundled_site_resolves() {
+        let site = Site::load(Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/compat/legacy-site"
+        )))
+        .expect("bundled site");
+        assert!(matches!(
+            site.resolve("/AJ05comitajax.php").await,
+            Resource::Endpoint(Endpoint::Poll, _)
+        ));
+        assert!(
+            matches!(site.resolve("/AJconn.php").await, Resource::OtherScript(text) if text.is_empty())
+        );
+        assert!(matches!(site.resolve("/").await, Resource::Directory));
+        assert!(matches!(
+            site.resolve("/missing.php").await,
+            Resource::NotFound
+        ));
+    }
+}
