@@ -17,7 +17,8 @@ use crate::php;
 #[command(
     name = "chat-server",
     version,
-    about = "Drop-in server for the legacy PHP long-poll chat"
+    about = "Drop-in server for the legacy PHP long-poll chat",
+    args_override_self = true
 )]
 pub struct Config {
     /// Address and port to listen on.

@@ -17,6 +17,7 @@ pub struct Hub {
     // A std Mutex: it is never held across an .await, and every critical section is a map lookup.
     waiters: Mutex<HashMap<Vec<u8>, watch::Sender<u64>>>,
     db_failed: AtomicBool,
+    watching: AtomicBool,
 }
 
 /// A parked waiter's ticket. Dropping it removes the recipient's entry once nobody else waits.
@@ -83,6 +84,17 @@ impl Hub {
     /// Clears the failure flag, saying whether it was set.
     pub fn take_db_failure(&self) -> bool {
         self.db_failed.swap(false, Ordering::SeqCst)
+    }
+
+    /// Records that the watcher has taken its starting mark, so rows from other writers are
+    /// noticed from now on.
+    pub fn mark_watching(&self) {
+        self.watching.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the watcher is running (readiness, and tests that need it).
+    pub fn is_watching(&self) -> bool {
+        self.watching.load(Ordering::SeqCst)
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<Vec<u8>, watch::Sender<u64>>> {

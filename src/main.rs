@@ -10,7 +10,8 @@ use tracing_subscriber::EnvFilter;
 #[command(
     name = "chat-server",
     version,
-    about = "Drop-in server for the legacy PHP long-poll chat"
+    about = "Drop-in server for the legacy PHP long-poll chat",
+    args_override_self = true
 )]
 struct Cli {
     #[command(subcommand)]

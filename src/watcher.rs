@@ -94,7 +94,9 @@ pub async fn run(
     shutdown: Shutdown,
 ) {
     let mut progress: Option<Progress> = None;
-    let mut healthy = true;
+    // Start as if recovering: the first successful tick wakes everyone, so a row that landed
+    // between a waiter's first query and the watcher's starting mark is not skipped.
+    let mut healthy = false;
     let mut pause = interval;
     loop {
         tokio::select! {
@@ -104,11 +106,12 @@ pub async fn run(
         match tick(&store, &hub, &mut progress, grace).await {
             Ok(()) => {
                 if !healthy {
-                    tracing::info!("database reachable again; waking every waiter");
+                    tracing::info!("database reachable; waking every waiter");
                 }
                 if !healthy | hub.take_db_failure() {
                     hub.notify_all();
                 }
+                hub.mark_watching();
                 healthy = true;
                 pause = interval;
             }

@@ -1,0 +1,418 @@
+//! Long poll and agent stream: instant wake-ups, once-only delivery, order, vanished clients,
+//! other writers, several instances, database outages and shutdown.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{get_request, within, DbProxy, ResponseReader, TestDb, TestServer, DEADLINE};
+
+fn insert(rec: &str, pos: &str, content: &str) -> String {
+    format!("INSERT INTO msg (rec, pos, content) VALUES ('{rec}', '{pos}', '{content}')")
+}
+
+#[tokio::test]
+async fn poll_answers_the_oldest_unread_row_as_php_json_and_marks_it_read() {
+    let db = TestDb::with_schema().await;
+    db.exec(&insert("admin1", "admin", "first </b>")).await;
+    db.exec(&insert("admin2", "admin", "not yours")).await;
+    db.exec(&insert("admin1", "admin", "中文")).await;
+    let server = TestServer::start(&db).await;
+    let first = server
+        .get("/AJ05comitajax.php", Some("username=admin1"))
+        .await;
+    assert_eq!(first.status, 200);
+    assert_eq!(
+        first.header("content-type").as_deref(),
+        Some("text/html; charset=UTF-8")
+    );
+    assert_eq!(
+        first.text(),
+        r#"{"mid":"1","rec":"admin1","pos":"admin","content":"first <\/b>","isread":"0"}"#
+    );
+    let second = server
+        .get("/AJ05comitajax.php", Some("username=admin1"))
+        .await;
+    assert_eq!(
+        second.text(),
+        r#"{"mid":"3","rec":"admin1","pos":"admin","content":"\u4e2d\u6587","isread":"0"}"#
+    );
+    let read: Vec<i64> = db.messages().await.into_iter().map(|row| row.4).collect();
+    assert_eq!(read, vec![1, 0, 1]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn poll_renders_every_column_of_the_operators_table_null_included() {
+    let db = TestDb::create().await;
+    db.exec("CREATE TABLE msg (mid INT AUTO_INCREMENT PRIMARY KEY, rec VARCHAR(20), pos VARCHAR(20), content VARCHAR(255), isread INT DEFAULT 0, sent DATETIME DEFAULT '2012-01-01 10:00:00', price DECIMAL(5,2) DEFAULT 1.50) ENGINE=MyISAM").await;
+    db.exec("INSERT INTO msg (rec, pos, content) VALUES ('admin7', NULL, NULL)")
+        .await;
+    let server = TestServer::start(&db).await;
+    let response = server
+        .get("/AJ05comitajax.php", Some("username=admin7"))
+        .await;
+    assert_eq!(
+        response.text(),
+        r#"{"mid":"1","rec":"admin7","pos":null,"content":null,"isread":"0","sent":"2012-01-01 10:00:00","price":"1.50"}"#
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_waiting_poll_wakes_on_send_at_once() {
+    let db = TestDb::with_schema().await;
+    let server = TestServer::start(&db).await;
+    let mut poll = ResponseReader::open(
+        server.addr,
+        &get_request("/AJ05comitajax.php", Some("username=admin42")),
+    )
+    .await;
+    server.wait_for_waiters("admin42", 1).await;
+    let sent = server
+        .post_form(
+            "/AJsendmsg.php",
+            Some("username=admin"),
+            b"rec=admin42&content=hello",
+        )
+        .await;
+    assert_eq!(sent.body, b"OK");
+    let response = within(DEADLINE, "poll answer", poll.read_response()).await;
+    assert_eq!(
+        response.text(),
+        r#"{"mid":"1","rec":"admin42","pos":"admin","content":"hello","isread":"0"}"#
+    );
+    server.wait_for_waiters("admin42", 0).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn two_waiters_for_one_user_share_messages_never_duplicate_them() {
+    let db = TestDb::with_schema().await;
+    let server = TestServer::start(&db).await;
+    let request = get_request("/AJ05comitajax.php", Some("username=admin5"));
+    let mut tab_a = ResponseReader::open(server.addr, &request).await;
+    let mut tab_b = ResponseReader::open(server.addr, &request).await;
+    server.wait_for_waiters("admin5", 2).await;
+    server
+        .post_form("/AJsendmsg.php", None, b"rec=admin5&content=one")
+        .await;
+    // Exactly one tab gets it; the other keeps waiting until the second message.
+    let first = tokio::select! {
+        response = tab_a.read_response() => (response, &mut tab_b),
+        response = tab_b.read_response() => (response, &mut tab_a),
+    };
+    let (got_one, other) = first;
+    assert!(got_one.text().contains(r#""content":"one""#));
+    assert!(
+        other.is_silent_for(Duration::from_millis(300)).await,
+        "the other tab must not get a copy"
+    );
+    server
+        .post_form("/AJsendmsg.php", None, b"rec=admin5&content=two")
+        .await;
+    let got_two = within(DEADLINE, "second tab", other.read_response()).await;
+    assert!(got_two.text().contains(r#""content":"two""#));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_row_inserted_by_another_writer_is_delivered() {
+    let db = TestDb::with_schema().await;
+    let server = TestServer::start(&db).await;
+    let mut poll = ResponseReader::open(
+        server.addr,
+        &get_request("/AJ05comitajax.php", Some("username=admin8")),
+    )
+    .await;
+    server.wait_for_waiters("admin8", 1).await;
+    db.exec(&insert("admin8", "legacy-php", "from elsewhere"))
+        .await;
+    let response = within(DEADLINE, "watcher wake-up", poll.read_response()).await;
+    assert!(
+        response.text().contains(r#""content":"from elsewhere""#),
+        "{}",
+        response.text()
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_row_that_commits_after_a_newer_one_is_still_delivered() {
+    let db = TestDb::with_schema().await;
+    let server = TestServer::start(&db).await; // returns once the watcher has its starting mark
+    let mut slow_writer = db.conn().await;
+    use mysql_async::prelude::Queryable;
+    slow_writer.query_drop("BEGIN").await.expect("begin");
+    slow_writer
+        .query_drop(insert("admin3", "slow", "late commit"))
+        .await
+        .expect("insert in transaction");
+    db.exec(&insert("admin4", "fast", "committed first")).await; // gets the higher id, visible first
+    let mut poll = ResponseReader::open(
+        server.addr,
+        &get_request("/AJ05comitajax.php", Some("username=admin3")),
+    )
+    .await;
+    server.wait_for_waiters("admin3", 1).await;
+    let fast = server
+        .get("/AJ05comitajax.php", Some("username=admin4"))
+        .await;
+    assert!(
+        fast.text().contains(r#""mid":"2""#),
+        "id 2 is visible before id 1: {}",
+        fast.text()
+    );
+    slow_writer.query_drop("COMMIT").await.expect("commit");
+    let response = within(DEADLINE, "late row", poll.read_response()).await;
+    assert!(
+        response.text().contains(r#""content":"late commit""#),
+        "{}",
+        response.text()
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_waiter_whose_client_left_claims_nothing() {
+    let db = TestDb::with_schema().await;
+    let server = TestServer::start(&db).await;
+    let gone = ResponseReader::open(
+        server.addr,
+        &get_request("/AJ05comitajax.php", Some("username=admin6")),
+    )
+    .await;
+    server.wait_for_waiters("admin6", 1).await;
+    drop(gone);
+    server.wait_for_waiters("admin6", 0).await;
+    db.exec(&insert("admin6", "admin", "for the next page load"))
+        .await;
+    let next = server
+        .get("/AJ05comitajax.php", Some("username=admin6"))
+        .await;
+    assert!(
+        next.text().contains("for the next page load"),
+        "{}",
+        next.text()
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_head_request_does_not_lose_the_message_it_claimed() {
+    let db = TestDb::with_schema().await;
+    db.exec(&insert("admin9", "admin", "keep me")).await;
+    let server = TestServer::start(&db).await;
+    let mut head = ResponseReader::open(server.addr, b"HEAD /AJ05comitajax.php HTTP/1.1\r\nHost: x\r\nCookie: username=admin9\r\nConnection: close\r\n\r\n").await;
+    assert_eq!(
+        within(DEADLINE, "HEAD answer", head.read_head()).await.0,
+        200
+    );
+    let get = server
+        .get("/AJ05comitajax.php", Some("username=admin9"))
+        .await;
+    assert!(get.text().contains("keep me"), "{}", get.text());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn two_instances_on_one_database_deliver_across_instances() {
+    let db = TestDb::with_schema().await;
+    let a = TestServer::start(&db).await;
+    let b = TestServer::start(&db).await;
+    let mut poll = ResponseReader::open(
+        a.addr,
+        &get_request("/AJ05comitajax.php", Some("username=admin11")),
+    )
+    .await;
+    let mut stream = ResponseReader::open(b.addr, &get_request("/AJ04serve.php", None)).await;
+    a.wait_for_waiters("admin11", 1).await;
+    b.wait_for_waiters("admin", 1).await;
+    assert_eq!(
+        b.post_form(
+            "/AJsendmsg.php",
+            Some("username=admin"),
+            b"rec=admin11&content=via+b"
+        )
+        .await
+        .body,
+        b"OK"
+    );
+    assert_eq!(
+        a.post_form(
+            "/AJsendmsg.php",
+            Some("username=admin11"),
+            b"rec=admin&content=via+a"
+        )
+        .await
+        .body,
+        b"OK"
+    );
+    let answer = within(DEADLINE, "poll on A", poll.read_response()).await;
+    assert!(
+        answer.text().contains(r#""content":"via b""#),
+        "{}",
+        answer.text()
+    );
+    let (status, _) = stream.read_head().await;
+    assert_eq!(status, 200);
+    let chunk = within(DEADLINE, "stream on B", stream.read_chunk())
+        .await
+        .expect("a chunk");
+    assert!(String::from_utf8_lossy(&chunk).contains(r#""content":"via a""#));
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn agent_stream_writes_one_script_chunk_per_message_in_order() {
+    let db = TestDb::with_schema().await;
+    db.exec(&insert("admin", "admin100", "queued a/b")).await;
+    let server = TestServer::start(&db).await;
+    let mut stream = ResponseReader::open(server.addr, &get_request("/AJ04serve.php", None)).await;
+    let (status, headers) = stream.read_head().await;
+    assert_eq!(status, 200);
+    assert!(headers
+        .iter()
+        .any(|(n, v)| n == "Transfer-Encoding" && v == b"chunked"));
+    assert!(headers
+        .iter()
+        .any(|(n, v)| n == "Content-Type" && v == b"text/html; charset=UTF-8"));
+    let first = within(DEADLINE, "queued message", stream.read_chunk())
+        .await
+        .expect("chunk");
+    assert_eq!(
+        String::from_utf8(first).expect("ascii"),
+        r#"<script type="text/javascript">parent.window.comet({"mid":"1","rec":"admin","pos":"admin100","content":"queued a\/b","isread":"0"});</script>"#
+    );
+    for n in 2..=4 {
+        server
+            .post_form(
+                "/AJsendmsg.php",
+                Some("username=admin100"),
+                format!("rec=admin&content=m{n}").as_bytes(),
+            )
+            .await;
+    }
+    for n in 2..=4 {
+        let chunk = within(DEADLINE, "live message", stream.read_chunk())
+            .await
+            .expect("chunk");
+        assert!(String::from_utf8_lossy(&chunk).contains(&format!(r#""content":"m{n}""#)));
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn messages_sent_after_the_agent_left_wait_for_the_next_stream() {
+    let db = TestDb::with_schema().await;
+    let server = TestServer::start(&db).await;
+    let mut stream = ResponseReader::open(server.addr, &get_request("/AJ04serve.php", None)).await;
+    stream.read_head().await;
+    server.wait_for_waiters("admin", 1).await;
+    drop(stream);
+    server.wait_for_waiters("admin", 0).await;
+    server
+        .post_form(
+            "/AJsendmsg.php",
+            Some("username=admin200"),
+            b"rec=admin&content=while+away",
+        )
+        .await;
+    assert_eq!(db.messages().await[0].4, 0, "nobody was there to read it");
+    let mut again = ResponseReader::open(server.addr, &get_request("/AJ04serve.php", None)).await;
+    again.read_head().await;
+    let chunk = within(DEADLINE, "message on reload", again.read_chunk())
+        .await
+        .expect("chunk");
+    assert!(String::from_utf8_lossy(&chunk).contains("while away"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn while_mysql_is_down_sends_fail_fast_and_waiters_resume_when_it_returns() {
+    let db = TestDb::with_schema().await;
+    let proxy = DbProxy::start().await;
+    let server = TestServer::start_on_url(&proxy.url_for(&db), |_| {}).await;
+    assert_eq!(
+        server
+            .post_form("/AJsendmsg.php", None, b"rec=admin12&content=before")
+            .await
+            .body,
+        b"OK"
+    );
+    assert!(server
+        .get("/AJ05comitajax.php", Some("username=admin12"))
+        .await
+        .text()
+        .contains("before"));
+
+    proxy.cut();
+    let started = std::time::Instant::now();
+    let failed = server
+        .post_form("/AJsendmsg.php", None, b"rec=admin12&content=during")
+        .await;
+    assert_eq!(failed.body, b"FIAL");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "FIAL took {:?}",
+        started.elapsed()
+    );
+    let mut poll = ResponseReader::open(
+        server.addr,
+        &get_request("/AJ05comitajax.php", Some("username=admin12")),
+    )
+    .await;
+    server.wait_for_waiters("admin12", 1).await;
+    // Written by another writer while this server cannot reach the database.
+    db.exec(&insert("admin12", "admin", "after the outage"))
+        .await;
+    assert!(poll.is_silent_for(Duration::from_millis(200)).await);
+
+    proxy.restore().await;
+    let response = within(DEADLINE, "poll after the outage", poll.read_response()).await;
+    assert!(
+        response.text().contains("after the outage"),
+        "{}",
+        response.text()
+    );
+    assert_eq!(
+        server
+            .post_form("/AJsendmsg.php", None, b"rec=admin12&content=again")
+            .await
+            .body,
+        b"OK"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_releases_parked_polls_and_streams() {
+    let db = TestDb::with_schema().await;
+    let server = TestServer::start(&db).await;
+    let mut poll = ResponseReader::open(
+        server.addr,
+        &get_request("/AJ05comitajax.php", Some("username=admin13")),
+    )
+    .await;
+    let mut stream = ResponseReader::open(server.addr, &get_request("/AJ04serve.php", None)).await;
+    server.wait_for_waiters("admin13", 1).await;
+    server.wait_for_waiters("admin", 1).await;
+    let addr = server.addr;
+    server.stop().await;
+    assert_eq!(
+        within(DEADLINE, "poll released", poll.read_response())
+            .await
+            .status,
+        503
+    );
+    stream.read_head().await;
+    assert_eq!(
+        within(DEADLINE, "stream ended", stream.read_chunk()).await,
+        None
+    );
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "no longer listening"
+    );
+}

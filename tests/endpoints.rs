@@ -1,0 +1,317 @@
+//! Each legacy URL over a real socket against the real MariaDB: status, headers and body bytes.
+
+mod support;
+
+use support::{TestDb, TestServer};
+
+const HTML: &str = "text/html; charset=UTF-8";
+
+fn printed_html(file: &str) -> Vec<u8> {
+    let source = std::fs::read(support::legacy_site().join(file)).expect("bundled page");
+    chat_server::php::script::Script::parse(&source).printed_text()
+}
+
+#[tokio::test]
+async fn agent_page_sets_admin_cookie_and_serves_the_page_html() {
+    let db = TestDb::with_schema().await;
+    let server = TestServer::start(&db).await;
+    let response = server
+        .get("/AJ04custserv.php", Some("username=admin555"))
+        .await;
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header_all("set-cookie"), vec!["username=admin"]);
+    assert_eq!(response.header("content-type").as_deref(), Some(HTML));
+    assert_eq!(response.body, printed_html("AJ04custserv.php"));
+    assert!(
+        response.body.starts_with(b"<!DOCTYPE html"),
+        "the ?> newline is eaten"
+    );
+    assert!(
+        response
+            .headers
+            .iter()
+            .any(|(name, _)| name == "Set-Cookie"),
+        "title-case header names"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn customer_page_gives_newcomers_a_three_digit_name_and_keeps_existing_ones() {
+    let db = TestDb::with_schema().await;
+    let server = TestServer::start(&db).await;
+    for cookie in [
+        None,
+        Some("username="),
+        Some("username=0"),
+        Some("username=%30"),
+        Some("Username=admin123"),
+    ] {
+        let response = server.get("/AJ05customer.php", cookie).await;
+        let set = response.header_all("set-cookie");
+        assert_eq!(set.len(), 1, "{cookie:?}");
+        let digits = set[0].strip_prefix("username=admin").expect("admin prefix");
+        assert!(
+            digits.len() == 3 && (100..=999).contains(&digits.parse::<u32>().expect("digits")),
+            "{set:?}"
+        );
+        assert_eq!(response.body, printed_html("AJ05customer.php"));
+        assert!(
+            response.body.starts_with(b"\n<!DOCTYPE"),
+            "one of the two newlines after ?> remains"
+        );
+    }
+    for cookie in [
+        "username=admin123",
+        "username=00",
+        "username=%20",
+        "username[]=x",
+        "username=; username=x; username=admin1",
+    ] {
+        let response = server.get("/AJ05customer.php", Some(cookie)).await;
+        let expect_new = cookie.starts_with("username=;");
+        assert_eq!(
+            response.header("set-cookie").is_some(),
+            expect_new,
+            "{cookie}"
+        );
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn send_stores_what_php_decoded_and_answers_ok() {
+    let db = TestDb::with_schema().await;
+    let server = TestServer::start(&db).await;
+    // jQuery's encoding, then the agent page's raw unencoded body, then oddities.
+    let bodies: [&[u8]; 6] = [
+        b"rec=admin&content=%E4%BD%A0%E5%A5%BD+world",
+        b"rec=admin123&content=a+b=c",
+        b"rec=admin123&content=tom & jerry",
+        b"content=it's \"quoted\" \\ '); DROP TABLE msg; --&rec=admin",
+        b"rec[]=1&content=x",
+        b"c%6fntent=encoded+key&rec=admin&rec=admin9",
+    ];
+    for body in bodies {
+        let response = server
+            .post_form("/AJsendmsg.php", Some("username=admin123"), body)
+            .await;
+        assert_eq!(
+            (response.status, response.body.as_slice()),
+            (200, &b"OK"[..]),
+            "{}",
+            String::from_utf8_lossy(body)
+        );
+        assert_eq!(response.header("content-type").as_deref(), Some(HTML));
+        assert_eq!(response.header("set-cookie"), None);
+    }
+    let stored: Vec<(String, String, Option<String>)> = db
+        .messages()
+        .await
+        .into_iter()
+        .map(|(_, rec, pos, content, _)| (rec, pos, content))
+        .collect();
+    let expected = [
+        ("admin", "admin123", "你好 world"),
+        ("admin123", "admin123", "a b=c"),
+        ("admin123", "admin123", "tom "),
+        (
+            "admin",
+            "admin123",
+            "it's \"quoted\" \\ '); DROP TABLE msg; --",
+        ),
+        ("Array", "admin123", "x"),
+        ("admin9", "admin123", "encoded key"),
+    ];
+    let expected: Vec<_> = expected
+        .iter()
+        .map(|(r, p, c)| (r.to_string(), p.to_string(), Some(c.to_string())))
+        .collect();
+    assert_eq!(stored, expected);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn send_without_a_form_body_stores_empty_fields_as_php_does() {
+    let db = TestDb::with_schema().await;
+    let server = TestServer::start(&db).await;
+    let get = server.get("/AJsendmsg.php", None).await;
+    assert_eq!(get.body, b"OK");
+    let plain = server
+        .send("POST /AJsendmsg.php HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 13\r\nConnection: close\r\n\r\nrec=a&content")
+        .await;
+    assert_eq!(plain.body, b"OK");
+    let rows = db.messages().await;
+    assert_eq!(rows.len(), 2);
+    assert!(rows
+        .iter()
+        .all(|(_, rec, pos, content, isread)| rec.is_empty()
+            && pos.is_empty()
+            && content.as_deref() == Some("")
+            && *isread == 0));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn send_answers_fial_when_the_insert_fails() {
+    let db = TestDb::with_schema().await;
+    db.exec("ALTER TABLE msg MODIFY rec VARCHAR(5) NOT NULL DEFAULT ''")
+        .await;
+    let server = TestServer::start(&db).await;
+    // Strict mode refuses a too-long value, as it refused the legacy's INSERT.
+    let response = server
+        .post_form(
+            "/AJsendmsg.php",
+            Some("username=admin1"),
+            b"rec=admin123&content=hi",
+        )
+        .await;
+    assert_eq!(
+        (response.status, response.body.as_slice()),
+        (200, &b"FIAL"[..])
+    );
+    assert!(db.messages().await.is_empty());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn emoji_survive_a_utf8mb4_table_and_fail_on_a_utf8_one_as_under_php() {
+    let db = TestDb::with_schema().await;
+    let server = TestServer::start(&db).await;
+    let ok = server
+        .post_form(
+            "/AJsendmsg.php",
+            Some("username=admin1"),
+            "rec=admin2&content=hi 😀".as_bytes(),
+        )
+        .await;
+    assert_eq!(ok.body, b"OK");
+    let poll = server
+        .get("/AJ05comitajax.php", Some("username=admin2"))
+        .await;
+    assert!(
+        poll.text().contains(r#""content":"hi \ud83d\ude00""#),
+        "{}",
+        poll.text()
+    );
+    db.exec("DELETE FROM msg").await;
+    db.exec("ALTER TABLE msg CONVERT TO CHARACTER SET utf8")
+        .await;
+    let refused = server
+        .post_form(
+            "/AJsendmsg.php",
+            Some("username=admin1"),
+            "rec=admin2&content=😀".as_bytes(),
+        )
+        .await;
+    assert_eq!(refused.body, b"FIAL");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn other_files_static_php_text_and_nothing_outside_the_docroot() {
+    let db = TestDb::with_schema().await;
+    let server = TestServer::start(&db).await;
+    let conn = server.get("/AJconn.php", None).await;
+    assert_eq!(
+        (conn.status, conn.body.len()),
+        (200, 0),
+        "AJconn.php prints nothing, never its source"
+    );
+    assert_eq!(conn.header("content-type").as_deref(), Some(HTML));
+    assert_eq!(server.get("/nope.php", None).await.status, 404);
+    assert_eq!(server.get("/../Cargo.toml", None).await.status, 404);
+    assert_eq!(server.get("/%2e%2e/Cargo.toml", None).await.status, 404);
+    assert_eq!(server.get("/", None).await.status, 403);
+    let health = server.get("/.chat-server/health", None).await;
+    assert_eq!((health.status, health.body.as_slice()), (200, &b"ok\n"[..]));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn static_files_are_served_with_nginx_types_for_get_only() {
+    let db = TestDb::with_schema().await;
+    let site = tempdir_with(&[
+        ("jquery.js", b"/* js */"),
+        ("AJconn.php", b"<?php $x=1; ?>\nhidden?"),
+    ]);
+    let site_arg = site.to_str().expect("utf8").to_string();
+    let server = TestServer::start_with(&db, |args| args.extend(["--site".into(), site_arg])).await;
+    let js = server.get("/jquery.js", None).await;
+    assert_eq!((js.status, js.body.as_slice()), (200, &b"/* js */"[..]));
+    assert_eq!(
+        js.header("content-type").as_deref(),
+        Some("application/javascript")
+    );
+    assert_eq!(
+        server.post_form("/jquery.js", None, b"a=1").await.status,
+        405
+    );
+    assert_eq!(server.get("/AJconn.php", None).await.body, b"hidden?");
+    assert_eq!(
+        server.get("/AJsendmsg.php", None).await.status,
+        404,
+        "a script missing from the docroot is not served"
+    );
+    server.stop().await;
+    std::fs::remove_dir_all(site).expect("cleanup");
+}
+
+#[tokio::test]
+async fn site_under_a_base_path() {
+    let db = TestDb::with_schema().await;
+    let server = TestServer::start_with(&db, |args| {
+        args.extend(["--base-path".into(), "/chat/".into()])
+    })
+    .await;
+    assert_eq!(
+        server
+            .post_form(
+                "/chat/AJsendmsg.php",
+                Some("username=a1"),
+                b"rec=x&content=y"
+            )
+            .await
+            .body,
+        b"OK"
+    );
+    assert_eq!(server.get("/AJsendmsg.php", None).await.status, 404);
+    assert_eq!(server.get("/chat/AJ04custserv.php", None).await.status, 200);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn oversized_bodies_get_413_and_store_nothing() {
+    let db = TestDb::with_schema().await;
+    let server = TestServer::start_with(&db, |args| {
+        args.extend(["--max-body-bytes".into(), "100".into()])
+    })
+    .await;
+    let body = format!("rec=admin&content={}", "x".repeat(200));
+    assert_eq!(
+        server
+            .post_form("/AJsendmsg.php", None, body.as_bytes())
+            .await
+            .status,
+        413
+    );
+    let chunked = "POST /AJsendmsg.php HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\nc8\r\n";
+    let mut raw = chunked.as_bytes().to_vec();
+    raw.extend(format!("{}\r\n0\r\n\r\n", "y".repeat(200)).as_bytes());
+    assert_eq!(server.send(raw).await.status, 413);
+    assert!(db.messages().await.is_empty());
+    server.stop().await;
+}
+
+fn tempdir_with(files: &[(&str, &[u8])]) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "chat-site-{}-{}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    std::fs::create_dir_all(&dir).expect("temp site");
+    for (name, bytes) in files {
+        std::fs::write(dir.join(name), bytes).expect("temp file");
+    }
+    dir
+}

@@ -1,0 +1,497 @@
+//! Shared test harness: a fresh database per test on the real MariaDB, a real server on an
+//! ephemeral port, a raw HTTP/1.1 client that sees exact bytes, and a cuttable TCP proxy in front
+//! of MySQL for outage tests.
+//!
+//! The database server comes from `TEST_MYSQL_URL` (default `mysql://root@127.0.0.1:3306`).
+//! When it is unreachable the tests fail loudly; they never skip.
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chat_server::{Config, Hub};
+use clap::Parser;
+use mysql_async::prelude::Queryable;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// How long any single wait in a test may take before it fails.
+pub const DEADLINE: Duration = Duration::from_secs(10);
+
+fn mysql_base_url() -> String {
+    std::env::var("TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
+}
+
+/// The repository's own copy of the legacy site.
+pub fn legacy_site() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/compat/legacy-site"))
+}
+
+/// The schema file shipped in `sql/`.
+pub fn schema_sql() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/sql/schema.sql"))
+        .expect("sql/schema.sql")
+}
+
+/// A uniquely named database, dropped when the value is.
+pub struct TestDb {
+    /// Database name.
+    pub name: String,
+    /// `mysql://…/name`.
+    pub url: String,
+    pool: mysql_async::Pool,
+}
+
+impl TestDb {
+    /// An empty database (no table).
+    pub async fn create() -> TestDb {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let name = format!(
+            "chat_test_{}_{}_{nanos}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        let base = mysql_base_url();
+        let mut admin = mysql_async::Conn::from_url(&base)
+            .await
+            .unwrap_or_else(|err| panic!("MariaDB must be running at {base} for the tests: {err}"));
+        admin
+            .query_drop(format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+            .await
+            .expect("create database");
+        admin.disconnect().await.expect("disconnect");
+        let url = format!("{base}/{name}");
+        let pool = mysql_async::Pool::new(
+            mysql_async::OptsBuilder::from_opts(mysql_async::Opts::from_url(&url).expect("url"))
+                .setup(vec!["SET NAMES utf8mb4"]),
+        );
+        TestDb { name, url, pool }
+    }
+
+    /// A database with the shipped `msg` table.
+    pub async fn with_schema() -> TestDb {
+        let db = TestDb::create().await;
+        db.exec(&schema_sql()).await;
+        db
+    }
+
+    /// Runs SQL on a connection of its own (another writer, from the server's point of view).
+    pub async fn exec(&self, sql: &str) {
+        let mut conn = self.conn().await;
+        conn.query_drop(sql)
+            .await
+            .unwrap_or_else(|err| panic!("{sql}: {err}"));
+    }
+
+    /// A fresh connection to this database.
+    pub async fn conn(&self) -> mysql_async::Conn {
+        self.pool.get_conn().await.expect("test connection")
+    }
+
+    /// The table as `(mid, rec, pos, content, isread)` rows, in id order.
+    pub async fn messages(&self) -> Vec<(u64, String, String, Option<String>, i64)> {
+        let mut conn = self.conn().await;
+        conn.query("SELECT mid, rec, pos, content, isread FROM msg ORDER BY mid")
+            .await
+            .expect("select messages")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let (base, name) = (mysql_base_url(), self.name.clone());
+        // Drop runs outside async context; use a short-lived runtime on its own thread.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async {
+                if let Ok(mut conn) = mysql_async::Conn::from_url(&base).await {
+                    let _ = conn
+                        .query_drop(format!("DROP DATABASE IF EXISTS `{name}`"))
+                        .await;
+                    let _ = conn.disconnect().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A real server on 127.0.0.1:0.
+pub struct TestServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// `http://127.0.0.1:PORT`.
+    pub base_url: String,
+    /// Its hub, to see who is waiting.
+    pub hub: Arc<Hub>,
+    stop: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<Result<(), chat_server::Error>>>,
+}
+
+impl TestServer {
+    /// Starts a server on `db` with the bundled legacy site.
+    pub async fn start(db: &TestDb) -> TestServer {
+        Self::start_with(db, |_| {}).await
+    }
+
+    /// Starts a server, letting the test add or override flags.
+    pub async fn start_with(db: &TestDb, adjust: impl FnOnce(&mut Vec<String>)) -> TestServer {
+        Self::start_on_url(&db.url, adjust).await
+    }
+
+    /// Starts a server on an arbitrary database URL (e.g. through a [`DbProxy`]).
+    pub async fn start_on_url(url: &str, adjust: impl FnOnce(&mut Vec<String>)) -> TestServer {
+        let mut args: Vec<String> = [
+            "chat-server",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            url,
+            "--site",
+            legacy_site().to_str().expect("utf8 path"),
+            "--watch-interval-ms",
+            "50",
+            "--db-timeout-ms",
+            "2000",
+            "--shutdown-grace-ms",
+            "2000",
+        ]
+        .map(String::from)
+        .to_vec();
+        adjust(&mut args);
+        let config = Config::parse_from(args);
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let hub = Hub::new();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let handle = tokio::spawn(chat_server::run_with_hub(
+            listener,
+            config,
+            Arc::clone(&hub),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        let server = TestServer {
+            addr,
+            base_url: format!("http://{addr}"),
+            hub,
+            stop: Some(stop),
+            handle: Some(handle),
+        };
+        wait_until("the watcher's first successful query", || {
+            server.hub.is_watching()
+        })
+        .await;
+        server
+    }
+
+    /// Fires the shutdown signal and waits for the server to finish.
+    pub async fn stop(mut self) {
+        self.stop.take().map(|stop| stop.send(()));
+        let handle = self.handle.take().expect("running");
+        tokio::time::timeout(DEADLINE, handle)
+            .await
+            .expect("server did not stop within the deadline")
+            .expect("server task panicked")
+            .expect("server returned an error");
+    }
+
+    /// Sends one raw request and reads the whole response.
+    pub async fn send(&self, raw: impl AsRef<[u8]>) -> RawResponse {
+        within(
+            DEADLINE,
+            "response",
+            RawResponse::exchange(self.addr, raw.as_ref()),
+        )
+        .await
+    }
+
+    /// A GET with optional cookie header.
+    pub async fn get(&self, path: &str, cookie: Option<&str>) -> RawResponse {
+        self.send(get_request(path, cookie)).await
+    }
+
+    /// A form POST to a path.
+    pub async fn post_form(&self, path: &str, cookie: Option<&str>, body: &[u8]) -> RawResponse {
+        self.send(form_request(path, cookie, body)).await
+    }
+
+    /// Waits until `count` requests wait for `recipient`.
+    pub async fn wait_for_waiters(&self, recipient: &str, count: usize) {
+        wait_until(&format!("{count} waiter(s) for {recipient}"), || {
+            self.hub.waiter_count(recipient.as_bytes()) == count
+        })
+        .await;
+    }
+}
+
+/// `GET path` with `Connection: close` and an optional cookie.
+pub fn get_request(path: &str, cookie: Option<&str>) -> Vec<u8> {
+    let cookie = cookie
+        .map(|c| format!("Cookie: {c}\r\n"))
+        .unwrap_or_default();
+    format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{cookie}Connection: close\r\n\r\n")
+        .into_bytes()
+}
+
+/// A form POST as jQuery sends it.
+pub fn form_request(path: &str, cookie: Option<&str>, body: &[u8]) -> Vec<u8> {
+    let cookie = cookie
+        .map(|c| format!("Cookie: {c}\r\n"))
+        .unwrap_or_default();
+    let mut raw = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\n{cookie}Content-Type: application/x-www-form-urlencoded; charset=UTF-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    raw.extend_from_slice(body);
+    raw
+}
+
+/// Polls `condition` every few milliseconds until it holds; panics naming `what` at the deadline.
+pub async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Awaits `future` or panics naming `what` after `limit`.
+pub async fn within<T>(limit: Duration, what: &str, future: impl Future<Output = T>) -> T {
+    tokio::time::timeout(limit, future)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+/// A response as it came off the wire.
+#[derive(Debug, Clone)]
+pub struct RawResponse {
+    /// Status code.
+    pub status: u16,
+    /// Header names as sent, in order.
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// The de-chunked body.
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    /// Writes `raw` on a new connection and reads one response.
+    pub async fn exchange(addr: SocketAddr, raw: &[u8]) -> RawResponse {
+        let mut conn = ResponseReader::open(addr, raw).await;
+        conn.read_response().await
+    }
+
+    /// The first header of that name (case-insensitive), as a string.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    }
+
+    /// Every header of that name.
+    pub fn header_all(&self, name: &str) -> Vec<String> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+            .collect()
+    }
+
+    /// The body as text (lossy), for assertions on readable bodies.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// A connection with a request written, read incrementally (long polls, streams).
+pub struct ResponseReader {
+    reader: BufReader<TcpStream>,
+}
+
+impl ResponseReader {
+    /// Connects and writes `raw`.
+    pub async fn open(addr: SocketAddr, raw: &[u8]) -> ResponseReader {
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        stream.write_all(raw).await.expect("write request");
+        ResponseReader {
+            reader: BufReader::new(stream),
+        }
+    }
+
+    /// Reads status line and headers.
+    pub async fn read_head(&mut self) -> (u16, Vec<(String, Vec<u8>)>) {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).await.expect("status line");
+        let status = line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("bad status line {line:?}"));
+        let mut headers = Vec::new();
+        loop {
+            let mut raw = Vec::new();
+            self.reader
+                .read_until(b'\n', &mut raw)
+                .await
+                .expect("header line");
+            let raw = raw.strip_suffix(b"\r\n").unwrap_or(&raw).to_vec();
+            if raw.is_empty() {
+                break;
+            }
+            let colon = raw.iter().position(|&b| b == b':').expect("header colon");
+            let name = String::from_utf8_lossy(&raw[..colon]).into_owned();
+            let value = raw[colon + 1..]
+                .iter()
+                .skip_while(|&&b| b == b' ')
+                .copied()
+                .collect();
+            headers.push((name, value));
+        }
+        (status, headers)
+    }
+
+    /// Reads a whole response (Content-Length, chunked, or until close).
+    pub async fn read_response(&mut self) -> RawResponse {
+        let (status, headers) = self.read_head().await;
+        let response = RawResponse {
+            status,
+            headers,
+            body: Vec::new(),
+        };
+        let body = if let Some(length) = response.header("content-length") {
+            let mut body = vec![0; length.trim().parse().expect("content-length")];
+            self.reader.read_exact(&mut body).await.expect("body");
+            body
+        } else if response
+            .header("transfer-encoding")
+            .is_some_and(|te| te.contains("chunked"))
+        {
+            let mut body = Vec::new();
+            while let Some(chunk) = self.read_chunk().await {
+                body.extend(chunk);
+            }
+            body
+        } else {
+            let mut body = Vec::new();
+            self.reader
+                .read_to_end(&mut body)
+                .await
+                .expect("body to close");
+            body
+        };
+        RawResponse { body, ..response }
+    }
+
+    /// Reads one chunk of a chunked body; `None` at the last chunk.
+    pub async fn read_chunk(&mut self) -> Option<Vec<u8>> {
+        let mut size_line = String::new();
+        self.reader
+            .read_line(&mut size_line)
+            .await
+            .expect("chunk size");
+        let size = usize::from_str_radix(size_line.trim(), 16)
+            .unwrap_or_else(|_| panic!("bad chunk size {size_line:?}"));
+        let mut chunk = vec![0; size + 2];
+        self.reader.read_exact(&mut chunk).await.expect("chunk");
+        chunk.truncate(size);
+        (size > 0).then_some(chunk)
+    }
+
+    /// Whether nothing at all arrives within `quiet` (for "still waiting" checks).
+    pub async fn is_silent_for(&mut self, quiet: Duration) -> bool {
+        tokio::time::timeout(quiet, self.reader.fill_buf())
+            .await
+            .is_err()
+    }
+}
+
+/// A TCP proxy in front of MySQL that a test can cut (refuse and reset everything) and restore,
+/// to play a database outage without touching the shared server.
+pub struct DbProxy {
+    /// The proxy's address.
+    pub addr: SocketAddr,
+    target: SocketAddr,
+    state: Arc<Mutex<Option<JoinHandle<()>>>>,
+}
+
+impl DbProxy {
+    /// Starts forwarding to the test MariaDB.
+    pub async fn start() -> DbProxy {
+        let target: SocketAddr = mysql_base_url()
+            .trim_start_matches("mysql://")
+            .rsplit('@')
+            .next()
+            .and_then(|host| host.split('/').next())
+            .and_then(|host| host.parse().ok())
+            .expect("TEST_MYSQL_URL must name host:port as an IP address for the proxy tests");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy addr");
+        let proxy = DbProxy {
+            addr,
+            target,
+            state: Arc::new(Mutex::new(None)),
+        };
+        proxy.serve(listener);
+        proxy
+    }
+
+    /// A database URL for `db` that goes through the proxy.
+    pub fn url_for(&self, db: &TestDb) -> String {
+        format!("mysql://root@{}/{}", self.addr, db.name)
+    }
+
+    fn serve(&self, listener: TcpListener) {
+        let target = self.target;
+        let task = tokio::spawn(async move {
+            let mut links = tokio::task::JoinSet::new();
+            while let Ok((mut client, _)) = listener.accept().await {
+                links.spawn(async move {
+                    if let Ok(mut server) = TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+        });
+        *self.state.lock().expect("proxy state") = Some(task);
+    }
+
+    /// Outage: closes every proxied connection and refuses new ones.
+    pub fn cut(&self) {
+        // Aborting the task drops the listener and the JoinSet, which aborts every link.
+        if let Some(task) = self.state.lock().expect("proxy state").take() {
+            task.abort();
+        }
+    }
+
+    /// Ends the outage on the same port.
+    pub async fn restore(&self) {
+        let listener = within(DEADLINE, "proxy rebind", async {
+            loop {
+                match TcpListener::bind(self.addr).await {
+                    Ok(listener) => return listener,
+                    Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+                }
+            }
+        })
+        .await;
+        self.serve(listener);
+    }
+}
