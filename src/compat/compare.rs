@@ -34,7 +34,9 @@ impl fmt::Display for Difference {
 /// server is expected to do.
 pub fn expected_outcome(scenario: &Scenario, recorded: &Outcome) -> Result<Outcome, CompatError> {
     let mut expected = recorded.clone();
-    let Some(dev) = &scenario.deviation else { return Ok(expected) };
+    let Some(dev) = &scenario.deviation else {
+        return Ok(expected);
+    };
     for x in &mut expected.exchanges {
         if let Some(intended) = dev.responses.get(&x.id) {
             let content_type = match (&intended.content_type, &x.response) {
@@ -71,6 +73,16 @@ pub fn expected_outcome(scenario: &Scenario, recorded: &Outcome) -> Result<Outco
                 }
             }
         }
+        if dev.no_response.contains(&x.id) {
+            x.response = None;
+            for check in &mut x.checks {
+                match check {
+                    Check::Complete(done) => *done = false,
+                    Check::Read { reached, .. } => *reached = false,
+                    Check::Pending(_) => {}
+                }
+            }
+        }
         if let Some(pending) = dev.pending.get(&x.id) {
             let mut intended = pending.iter();
             for check in &mut x.checks {
@@ -89,7 +101,10 @@ pub fn expected_outcome(scenario: &Scenario, recorded: &Outcome) -> Result<Outco
             let mut cells = Vec::new();
             for column in &columns {
                 let value = row.get(column).ok_or_else(|| {
-                    CompatError::Scenario(format!("{}: deviation table row lacks column {column}", scenario.name))
+                    CompatError::Scenario(format!(
+                        "{}: deviation table row lacks column {column}",
+                        scenario.name
+                    ))
                 })?;
                 cells.push(value.canonical()?);
             }
@@ -111,14 +126,22 @@ pub fn compare(expected: &Outcome, actual: &Outcome) -> Vec<Difference> {
     let mut out = Vec::new();
     for e in &expected.exchanges {
         let Some(a) = actual.exchanges.iter().find(|a| a.id == e.id) else {
-            out.push(diff(&e.id, "request", "missing from the actual run".to_owned()));
+            out.push(diff(
+                &e.id,
+                "request",
+                "missing from the actual run".to_owned(),
+            ));
             continue;
         };
         compare_exchange(e, a, &mut out);
     }
     for a in &actual.exchanges {
         if !expected.exchanges.iter().any(|e| e.id == a.id) {
-            out.push(diff(&a.id, "request", "not in the expected recording".to_owned()));
+            out.push(diff(
+                &a.id,
+                "request",
+                "not in the expected recording".to_owned(),
+            ));
         }
     }
     compare_tables(&expected.table, &actual.table, &mut out);
@@ -126,7 +149,11 @@ pub fn compare(expected: &Outcome, actual: &Outcome) -> Vec<Difference> {
 }
 
 fn diff(at: &str, what: &str, detail: String) -> Difference {
-    Difference { at: at.to_owned(), what: what.to_owned(), detail }
+    Difference {
+        at: at.to_owned(),
+        what: what.to_owned(),
+        detail,
+    }
 }
 
 /// Compares one exchange (exposed for the operator HAR replay).
@@ -135,12 +162,20 @@ pub fn compare_exchange(e: &ExchangeRecord, a: &ExchangeRecord, out: &mut Vec<Di
         out.push(diff(
             &e.id,
             "checks",
-            format!("expected {}, got {}", describe_checks(&e.checks), describe_checks(&a.checks)),
+            format!(
+                "expected {}, got {}",
+                describe_checks(&e.checks),
+                describe_checks(&a.checks)
+            ),
         ));
     }
     match (&e.response, &a.response) {
         (None, None) => {}
-        (Some(_), None) => out.push(diff(&e.id, "response", "expected a response, got none".to_owned())),
+        (Some(_), None) => out.push(diff(
+            &e.id,
+            "response",
+            "expected a response, got none".to_owned(),
+        )),
         (None, Some(r)) => out.push(diff(
             &e.id,
             "response",
@@ -158,29 +193,58 @@ fn describe_checks(checks: &[Check]) -> String {
             Check::Pending(false) => "answered before the pending deadline".to_owned(),
             Check::Complete(true) => "complete response".to_owned(),
             Check::Complete(false) => "no complete response in time".to_owned(),
-            Check::Read { messages, reached: true } => format!("{messages} message(s) read"),
-            Check::Read { messages, reached: false } => format!("fewer than {messages} message(s) in time"),
+            Check::Read {
+                messages,
+                reached: true,
+            } => format!("{messages} message(s) read"),
+            Check::Read {
+                messages,
+                reached: false,
+            } => format!("fewer than {messages} message(s) in time"),
         })
         .collect();
     format!("[{}]", parts.join(", "))
 }
 
-fn compare_responses(id: &str, e: &RecordedResponse, a: &RecordedResponse, out: &mut Vec<Difference>) {
+fn compare_responses(
+    id: &str,
+    e: &RecordedResponse,
+    a: &RecordedResponse,
+    out: &mut Vec<Difference>,
+) {
     if e.status != a.status {
-        out.push(diff(id, "status", format!("expected {}, got {}", e.status, a.status)));
+        out.push(diff(
+            id,
+            "status",
+            format!("expected {}, got {}", e.status, a.status),
+        ));
     }
     for name in ["content-type", "set-cookie"] {
-        let ev: Vec<Vec<u8>> = header_values(&e.headers, name).into_iter().map(|v| normalise_header(name, &v)).collect();
-        let av: Vec<Vec<u8>> = header_values(&a.headers, name).into_iter().map(|v| normalise_header(name, &v)).collect();
+        let ev: Vec<Vec<u8>> = header_values(&e.headers, name)
+            .into_iter()
+            .map(|v| normalise_header(name, &v))
+            .collect();
+        let av: Vec<Vec<u8>> = header_values(&a.headers, name)
+            .into_iter()
+            .map(|v| normalise_header(name, &v))
+            .collect();
         if ev != av {
-            out.push(diff(id, name, format!("expected {}, got {}", show_list(&ev), show_list(&av))));
+            out.push(diff(
+                id,
+                name,
+                format!("expected {}, got {}", show_list(&ev), show_list(&av)),
+            ));
         }
     }
     if e.complete != a.complete {
         out.push(diff(
             id,
             "body",
-            format!("expected a {} body, got a {} one", completeness(e.complete), completeness(a.complete)),
+            format!(
+                "expected a {} body, got a {} one",
+                completeness(e.complete),
+                completeness(a.complete)
+            ),
         ));
     }
     let eb = normalise_body(e.status, &e.body);
@@ -199,7 +263,10 @@ fn completeness(complete: bool) -> &'static str {
 }
 
 fn show_list(values: &[Vec<u8>]) -> String {
-    let shown: Vec<String> = values.iter().map(|v| format!("\"{}\"", escape(v))).collect();
+    let shown: Vec<String> = values
+        .iter()
+        .map(|v| format!("\"{}\"", escape(v)))
+        .collect();
     format!("[{}]", shown.join(", "))
 }
 
@@ -250,9 +317,13 @@ pub fn normalise_body(status: u16, body: &[u8]) -> Vec<u8> {
     if status < 400 || !body.starts_with(START) {
         return body.to_vec();
     }
-    let Some(at) = super::http::find(body, SIGNATURE) else { return body.to_vec() };
+    let Some(at) = super::http::find(body, SIGNATURE) else {
+        return body.to_vec();
+    };
     let from = at + SIGNATURE.len();
-    let Some(len) = super::http::find(&body[from..], b"</center>") else { return body.to_vec() };
+    let Some(len) = super::http::find(&body[from..], b"</center>") else {
+        return body.to_vec();
+    };
     let mut out = body[..from].to_vec();
     out.extend_from_slice(b"<server>");
     out.extend_from_slice(&body[from + len..]);
@@ -261,7 +332,11 @@ pub fn normalise_body(status: u16, body: &[u8]) -> Vec<u8> {
 
 fn compare_tables(e: &TableDump, a: &TableDump, out: &mut Vec<Difference>) {
     if e.columns != a.columns {
-        out.push(diff("table", "columns", format!("expected {:?}, got {:?}", e.columns, a.columns)));
+        out.push(diff(
+            "table",
+            "columns",
+            format!("expected {:?}, got {:?}", e.columns, a.columns),
+        ));
         return;
     }
     for (i, (er, ar)) in e.rows.iter().zip(&a.rows).enumerate() {
@@ -269,7 +344,12 @@ fn compare_tables(e: &TableDump, a: &TableDump, out: &mut Vec<Difference>) {
             out.push(diff(
                 "table",
                 "row",
-                format!("row {} differs:\n    expected {}\n    actual   {}", i + 1, show_row(er), show_row(ar)),
+                format!(
+                    "row {} differs:\n    expected {}\n    actual   {}",
+                    i + 1,
+                    show_row(er),
+                    show_row(ar)
+                ),
             ));
             return;
         }
@@ -283,7 +363,11 @@ fn compare_tables(e: &TableDump, a: &TableDump, out: &mut Vec<Difference>) {
         out.push(diff(
             "table",
             "rows",
-            format!("expected {} rows, got {}; {extra}", e.rows.len(), a.rows.len()),
+            format!(
+                "expected {} rows, got {}; {extra}",
+                e.rows.len(),
+                a.rows.len()
+            ),
         ));
     }
 }
@@ -323,7 +407,11 @@ pub fn first_difference(expected: &[u8], actual: &[u8]) -> String {
         let end = (at + AFTER).min(b.len());
         let more = if end < b.len() { "..." } else { "" };
         let less = if from > 0 { "..." } else { "" };
-        format!("{less}\"{}\" | \"{}\"{more}", escape(&b[from..at.min(b.len())]), escape(&b[at.min(b.len())..end]))
+        format!(
+            "{less}\"{}\" | \"{}\"{more}",
+            escape(&b[from..at.min(b.len())]),
+            escape(&b[at.min(b.len())..end])
+        )
     };
     format!(
         "first difference at byte {at} (expected {} bytes, got {})\n    expected {}\n    actual   {}",
@@ -348,17 +436,28 @@ mod tests {
         assert_ne!(a, normalise_header("Set-Cookie", b"username=admin"));
         assert_ne!(a, normalise_header("Set-Cookie", b"username=admin1234"));
         assert_ne!(a, normalise_header("Set-Cookie", b"username=admin099"));
-        assert_ne!(a, normalise_header("Set-Cookie", b"username=admin287; path=/"));
+        assert_ne!(
+            a,
+            normalise_header("Set-Cookie", b"username=admin287; path=/")
+        );
         assert_eq!(normalise_header("Content-Type", b"=admin123"), b"=admin123");
     }
 
     #[test]
     fn error_page_normaliser_ignores_the_signature_only() {
-        let other_server = String::from_utf8_lossy(NGINX_404).replace("nginx/1.22.1", "chat-server");
-        assert_eq!(normalise_body(404, NGINX_404), normalise_body(404, other_server.as_bytes()));
+        let other_server =
+            String::from_utf8_lossy(NGINX_404).replace("nginx/1.22.1", "chat-server");
+        assert_eq!(
+            normalise_body(404, NGINX_404),
+            normalise_body(404, other_server.as_bytes())
+        );
         // A different page, status text or trailing byte is still a difference.
-        let forbidden = String::from_utf8_lossy(NGINX_404).replace("404 Not Found", "403 Forbidden");
-        assert_ne!(normalise_body(404, NGINX_404), normalise_body(404, forbidden.as_bytes()));
+        let forbidden =
+            String::from_utf8_lossy(NGINX_404).replace("404 Not Found", "403 Forbidden");
+        assert_ne!(
+            normalise_body(404, NGINX_404),
+            normalise_body(404, forbidden.as_bytes())
+        );
         let mut longer = NGINX_404.to_vec();
         longer.push(b'\n');
         assert_ne!(normalise_body(404, NGINX_404), normalise_body(404, &longer));
@@ -390,7 +489,10 @@ mod tests {
                 }),
                 checks: vec![Check::Complete(true)],
             }],
-            table: TableDump { columns: vec!["mid".into()], rows: vec![vec![CellValue::Text("1".into())]] },
+            table: TableDump {
+                columns: vec!["mid".into()],
+                rows: vec![vec![CellValue::Text("1".into())]],
+            },
         }
     }
 
@@ -404,7 +506,11 @@ mod tests {
         let diffs = compare(&expected, &actual);
         assert_eq!(diffs.len(), 1, "{diffs:?}");
         assert_eq!(diffs[0].what, "body");
-        assert!(diffs[0].detail.contains("at byte 23"), "{}", diffs[0].detail);
+        assert!(
+            diffs[0].detail.contains("at byte 23"),
+            "{}",
+            diffs[0].detail
+        );
         assert!(compare(&expected, &expected).is_empty());
     }
 

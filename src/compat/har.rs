@@ -235,13 +235,20 @@ fn decode_b64(text: &str) -> Result<Vec<u8>, CompatError> {
 fn encode_body(bytes: &[u8]) -> (String, Option<String>) {
     match std::str::from_utf8(bytes) {
         Ok(s) => (s.to_owned(), None),
-        Err(_) => (base64::engine::general_purpose::STANDARD.encode(bytes), Some("base64".to_owned())),
+        Err(_) => (
+            base64::engine::general_purpose::STANDARD.encode(bytes),
+            Some("base64".to_owned()),
+        ),
     }
 }
 
 fn name_value(name: &str, value: &[u8]) -> NameValue {
     match std::str::from_utf8(value) {
-        Ok(v) => NameValue { name: name.to_owned(), value: v.to_owned(), base64: None },
+        Ok(v) => NameValue {
+            name: name.to_owned(),
+            value: v.to_owned(),
+            base64: None,
+        },
         Err(_) => NameValue {
             name: name.to_owned(),
             value: String::from_utf8_lossy(value).into_owned(),
@@ -261,7 +268,10 @@ impl NameValue {
 }
 
 fn header<'a>(headers: &'a [(String, Vec<u8>)], name: &str) -> Option<&'a [u8]> {
-    headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_slice())
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_slice())
 }
 
 impl From<&Check> for HarCheck {
@@ -357,7 +367,11 @@ fn entry_of(x: &ExchangeRecord) -> Entry {
             url: x.url.clone(),
             http_version: "HTTP/1.1".to_owned(),
             cookies: Vec::new(),
-            headers: x.request_headers.iter().map(|(n, v)| name_value(n, v)).collect(),
+            headers: x
+                .request_headers
+                .iter()
+                .map(|(n, v)| name_value(n, v))
+                .collect(),
             query_string: Vec::new(),
             post_data,
             headers_size: -1,
@@ -365,7 +379,11 @@ fn entry_of(x: &ExchangeRecord) -> Entry {
         },
         response,
         cache: serde_json::json!({}),
-        timings: Timings { send: 0.0, wait: round_ms(x.elapsed_ms), receive: 0.0 },
+        timings: Timings {
+            send: 0.0,
+            wait: round_ms(x.elapsed_ms),
+            receive: 0.0,
+        },
         id: Some(x.id.clone()),
         checks: x.checks.iter().map(HarCheck::from).collect(),
     }
@@ -449,7 +467,10 @@ impl TableFile {
 
     /// As a dump.
     pub fn dump(&self) -> TableDump {
-        TableDump { columns: self.columns.clone(), rows: self.rows.clone() }
+        TableDump {
+            columns: self.columns.clone(),
+            rows: self.rows.clone(),
+        }
     }
 }
 
@@ -465,7 +486,10 @@ pub struct Recording {
 impl Recording {
     /// Paths of the two files of scenario `name` in `dir`.
     pub fn paths(dir: &Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
-        (dir.join(format!("{name}.har")), dir.join(format!("{name}.table.json")))
+        (
+            dir.join(format!("{name}.har")),
+            dir.join(format!("{name}.table.json")),
+        )
     }
 
     /// Reads the recording of scenario `name` from `dir`.
@@ -486,7 +510,10 @@ impl Recording {
 
     /// The recording of an outcome.
     pub fn of(outcome: &Outcome) -> Recording {
-        Recording { har: to_har(outcome), table: TableFile::of(outcome) }
+        Recording {
+            har: to_har(outcome),
+            table: TableFile::of(outcome),
+        }
     }
 
     /// Back to an outcome, for comparison.
@@ -506,7 +533,8 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, Compa
 }
 
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), CompatError> {
-    let mut text = serde_json::to_string_pretty(value).map_err(|e| CompatError::Har(e.to_string()))?;
+    let mut text =
+        serde_json::to_string_pretty(value).map_err(|e| CompatError::Har(e.to_string()))?;
     text.push('\n');
     std::fs::write(path, text).map_err(|e| CompatError::io(path, e))
 }
@@ -569,12 +597,20 @@ mod tests {
                 }),
                 checks: vec![Check::Complete(true)],
             }],
-            table: TableDump { columns: vec![], rows: vec![] },
+            table: TableDump {
+                columns: vec![],
+                rows: vec![],
+            },
         };
         let recording = Recording::of(&outcome);
         let text = serde_json::to_string(&recording.har).expect("serialises");
         let har: Har = serde_json::from_str(&text).expect("parses back");
-        let back = Recording { har, table: recording.table }.outcome().expect("decodes");
+        let back = Recording {
+            har,
+            table: recording.table,
+        }
+        .outcome()
+        .expect("decodes");
         assert_eq!(back.exchanges[0].request_body, vec![0xff, 0x00]);
         let response = back.exchanges[0].response.as_ref().expect("has a response");
         assert_eq!(response.body, vec![0xc3, 0x28]);

@@ -81,11 +81,17 @@ pub struct Exchange {
 
 impl Exchange {
     /// Connects to `authority` (`host:port`) and writes `request` in one go.
-    pub async fn send(authority: &str, request: &[u8], head_request: bool) -> Result<Exchange, CompatError> {
+    pub async fn send(
+        authority: &str,
+        request: &[u8],
+        head_request: bool,
+    ) -> Result<Exchange, CompatError> {
         let mut stream = TcpStream::connect(authority)
             .await
             .map_err(|e| CompatError::Http(format!("connect {authority}: {e}")))?;
-        stream.set_nodelay(true).map_err(|e| CompatError::Http(format!("nodelay: {e}")))?;
+        stream
+            .set_nodelay(true)
+            .map_err(|e| CompatError::Http(format!("nodelay: {e}")))?;
         stream
             .write_all(request)
             .await
@@ -137,7 +143,8 @@ impl Exchange {
 
     /// Waits (up to `timeout`) for the whole response.
     pub async fn finish(&mut self, timeout: Duration) -> Result<bool, CompatError> {
-        self.read_until(Instant::now() + timeout, |x| x.complete).await
+        self.read_until(Instant::now() + timeout, |x| x.complete)
+            .await
     }
 
     fn parse(&mut self) -> Result<(), CompatError> {
@@ -183,11 +190,14 @@ impl Exchange {
                 Some(Framing::Chunked(state)) => {
                     let next = match state {
                         ChunkState::Size => {
-                            let Some(eol) = find(&self.buf, b"\r\n") else { return Ok(()) };
+                            let Some(eol) = find(&self.buf, b"\r\n") else {
+                                return Ok(());
+                            };
                             let line = String::from_utf8_lossy(&self.buf[..eol]).into_owned();
                             let digits = line.split(';').next().unwrap_or_default().trim();
-                            let size = usize::from_str_radix(digits, 16)
-                                .map_err(|_| CompatError::Http(format!("bad chunk size line {line:?}")))?;
+                            let size = usize::from_str_radix(digits, 16).map_err(|_| {
+                                CompatError::Http(format!("bad chunk size line {line:?}"))
+                            })?;
                             self.buf.drain(..eol + 2);
                             if size == 0 {
                                 ChunkState::Trailer
@@ -212,13 +222,17 @@ impl Exchange {
                                 return Ok(());
                             }
                             if &self.buf[..2] != b"\r\n" {
-                                return Err(CompatError::Http("chunk data not followed by CRLF".into()));
+                                return Err(CompatError::Http(
+                                    "chunk data not followed by CRLF".into(),
+                                ));
                             }
                             self.buf.drain(..2);
                             ChunkState::Size
                         }
                         ChunkState::Trailer => {
-                            let Some(eol) = find(&self.buf, b"\r\n") else { return Ok(()) };
+                            let Some(eol) = find(&self.buf, b"\r\n") else {
+                                return Ok(());
+                            };
                             self.buf.drain(..eol + 2);
                             if eol == 0 {
                                 self.complete = true;
@@ -239,9 +253,11 @@ fn framing_of(head: &ResponseHead, head_request: bool) -> Result<Framing, Compat
     if head_request || head.status / 100 == 1 || head.status == 204 || head.status == 304 {
         return Ok(Framing::None);
     }
-    let chunked = head
-        .values("transfer-encoding")
-        .any(|v| String::from_utf8_lossy(v).to_ascii_lowercase().contains("chunked"));
+    let chunked = head.values("transfer-encoding").any(|v| {
+        String::from_utf8_lossy(v)
+            .to_ascii_lowercase()
+            .contains("chunked")
+    });
     if chunked {
         return Ok(Framing::Chunked(ChunkState::Size));
     }
@@ -249,14 +265,25 @@ fn framing_of(head: &ResponseHead, head_request: bool) -> Result<Framing, Compat
         let n = String::from_utf8_lossy(v)
             .trim()
             .parse::<usize>()
-            .map_err(|_| CompatError::Http(format!("bad Content-Length {:?}", String::from_utf8_lossy(v))))?;
-        return Ok(if n == 0 { Framing::None } else { Framing::Length(n) });
+            .map_err(|_| {
+                CompatError::Http(format!(
+                    "bad Content-Length {:?}",
+                    String::from_utf8_lossy(v)
+                ))
+            })?;
+        return Ok(if n == 0 {
+            Framing::None
+        } else {
+            Framing::Length(n)
+        });
     }
     Ok(Framing::UntilClose)
 }
 
 fn parse_head(bytes: &[u8]) -> Result<ResponseHead, CompatError> {
-    let mut lines = bytes.split(|&b| b == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+    let mut lines = bytes
+        .split(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
     let status_line = String::from_utf8_lossy(lines.next().unwrap_or_default()).into_owned();
     let mut parts = status_line.splitn(3, ' ');
     let version = parts.next().unwrap_or_default().to_owned();
@@ -267,15 +294,22 @@ fn parse_head(bytes: &[u8]) -> Result<ResponseHead, CompatError> {
     let reason = parts.next().unwrap_or_default().to_owned();
     let mut headers = Vec::new();
     for line in lines {
-        let colon = line
-            .iter()
-            .position(|&b| b == b':')
-            .ok_or_else(|| CompatError::Http(format!("bad header line {:?}", String::from_utf8_lossy(line))))?;
+        let colon = line.iter().position(|&b| b == b':').ok_or_else(|| {
+            CompatError::Http(format!(
+                "bad header line {:?}",
+                String::from_utf8_lossy(line)
+            ))
+        })?;
         let name = String::from_utf8_lossy(&line[..colon]).into_owned();
         let value = trim_ows(&line[colon + 1..]).to_vec();
         headers.push((name, value));
     }
-    Ok(ResponseHead { version, status, reason, headers })
+    Ok(ResponseHead {
+        version,
+        status,
+        reason,
+        headers,
+    })
 }
 
 fn trim_ows(mut v: &[u8]) -> &[u8] {
@@ -296,7 +330,13 @@ pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 /// Builds the request bytes: request line, `Host` (when the headers have none), the given
 /// headers in order, `Content-Length` (when there is a body and neither it nor
 /// `Transfer-Encoding` is given), `Connection: close` (when no `Connection` is given), body.
-pub fn build_request(method: &str, target: &str, authority: &str, headers: &[(String, Vec<u8>)], body: &[u8]) -> Vec<u8> {
+pub fn build_request(
+    method: &str,
+    target: &str,
+    authority: &str,
+    headers: &[(String, Vec<u8>)],
+    body: &[u8],
+) -> Vec<u8> {
     let has = |name: &str| headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
     let mut out = format!("{method} {target} HTTP/1.1\r\n").into_bytes();
     if !has("host") {
@@ -320,7 +360,11 @@ pub fn build_request(method: &str, target: &str, authority: &str, headers: &[(St
 }
 
 /// The request headers [`build_request`] actually sends, in order (for recordings).
-pub fn sent_headers(authority: &str, headers: &[(String, Vec<u8>)], body: &[u8]) -> Vec<(String, Vec<u8>)> {
+pub fn sent_headers(
+    authority: &str,
+    headers: &[(String, Vec<u8>)],
+    body: &[u8],
+) -> Vec<(String, Vec<u8>)> {
     let has = |name: &str| headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
     let mut out = Vec::new();
     if !has("host") {
@@ -328,7 +372,10 @@ pub fn sent_headers(authority: &str, headers: &[(String, Vec<u8>)], body: &[u8])
     }
     out.extend(headers.iter().cloned());
     if !body.is_empty() && !has("content-length") && !has("transfer-encoding") {
-        out.push(("Content-Length".to_owned(), body.len().to_string().into_bytes()));
+        out.push((
+            "Content-Length".to_owned(),
+            body.len().to_string().into_bytes(),
+        ));
     }
     if !has("connection") {
         out.push(("Connection".to_owned(), b"close".to_vec()));
@@ -339,9 +386,9 @@ pub fn sent_headers(authority: &str, headers: &[(String, Vec<u8>)], body: &[u8])
 /// Splits `http://host:port/prefix` into the authority and the path prefix (without a trailing
 /// `/`). Only plain `http` is supported: the servers under test listen locally.
 pub fn split_base_url(base: &str) -> Result<(String, String), CompatError> {
-    let rest = base
-        .strip_prefix("http://")
-        .ok_or_else(|| CompatError::Http(format!("only http:// URLs are supported, got {base:?}")))?;
+    let rest = base.strip_prefix("http://").ok_or_else(|| {
+        CompatError::Http(format!("only http:// URLs are supported, got {base:?}"))
+    })?;
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, ""),
@@ -355,7 +402,9 @@ mod tests {
     use tokio::net::TcpListener;
 
     async fn serve_once(reply: &'static [u8]) -> String {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
         let addr = listener.local_addr().expect("bound address").to_string();
         tokio::spawn(async move {
             let (mut sock, _) = listener.accept().await.expect("accept");
@@ -388,7 +437,10 @@ mod tests {
 
     #[test]
     fn requests_keep_header_order_and_add_only_missing_framing() {
-        let headers = vec![("cookie".to_owned(), b"a=1".to_vec()), ("X-Y".to_owned(), b"z".to_vec())];
+        let headers = vec![
+            ("cookie".to_owned(), b"a=1".to_vec()),
+            ("X-Y".to_owned(), b"z".to_vec()),
+        ];
         let req = build_request("POST", "/p", "h:1", &headers, b"xy");
         assert_eq!(
             req,

@@ -55,7 +55,7 @@ pub struct RecordedResponse {
 }
 
 /// One request of a scenario and what came back.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ExchangeRecord {
     /// The request's id in the scenario.
     pub id: String,
@@ -88,7 +88,7 @@ pub struct TableDump {
 }
 
 /// Everything observed while running a scenario.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
     /// Scenario name.
     pub scenario: String,
@@ -103,6 +103,8 @@ struct Live {
     start: Instant,
     /// Body length kept in the record (the cut of the last `read`).
     kept: Option<usize>,
+    /// Record only a digest of the body.
+    digest: bool,
 }
 
 /// Runs `scenario` against `target`. HTTP and check failures are part of the outcome;
@@ -135,7 +137,12 @@ async fn run_with_pool(
             Step::Request(req) | Step::Open(req) => {
                 let (record, exchange) = send(req, authority, prefix).await?;
                 records.push(record);
-                let mut entry = Live { exchange, start: Instant::now(), kept: None };
+                let mut entry = Live {
+                    exchange,
+                    start: Instant::now(),
+                    kept: None,
+                    digest: req.digest_body,
+                };
                 if let Step::Request(_) = step {
                     let timeout = Duration::from_millis(req.timeout_ms.unwrap_or(DEFAULT_AWAIT_MS));
                     let done = entry.exchange.finish(timeout).await?;
@@ -144,11 +151,14 @@ async fn run_with_pool(
                 live.insert(req.id.clone(), entry);
             }
             Step::Sql(sql) => {
-                conn.query_drop(sql.as_str()).await.map_err(db_err("sql step"))?;
+                conn.query_drop(sql.as_str())
+                    .await
+                    .map_err(db_err("sql step"))?;
             }
             Step::Pending { id, ms } => {
                 let entry = live_entry(&mut live, id)?;
-                let deadline = Instant::now() + Duration::from_millis(ms.unwrap_or(DEFAULT_PENDING_MS));
+                let deadline =
+                    Instant::now() + Duration::from_millis(ms.unwrap_or(DEFAULT_PENDING_MS));
                 let answered = entry
                     .exchange
                     .read_until(deadline, |x| x.complete || !x.body.is_empty())
@@ -167,15 +177,27 @@ async fn run_with_pool(
             }
             Step::Read { id, messages, ms } => {
                 let entry = live_entry(&mut live, id)?;
-                let deadline = Instant::now() + Duration::from_millis(ms.unwrap_or(DEFAULT_AWAIT_MS));
+                let deadline =
+                    Instant::now() + Duration::from_millis(ms.unwrap_or(DEFAULT_AWAIT_MS));
                 let wanted = *messages;
                 let reached = entry
                     .exchange
                     .read_until(deadline, |x| cut_after_messages(&x.body, wanted).is_some())
                     .await?;
-                entry.kept = Some(cut_after_messages(&entry.exchange.body, wanted).unwrap_or(entry.exchange.body.len()));
+                entry.kept = Some(
+                    cut_after_messages(&entry.exchange.body, wanted)
+                        .unwrap_or(entry.exchange.body.len()),
+                );
                 let entry = &live[id];
-                note(&mut records, id, entry, Check::Read { messages: wanted, reached });
+                note(
+                    &mut records,
+                    id,
+                    entry,
+                    Check::Read {
+                        messages: wanted,
+                        reached,
+                    },
+                );
             }
         }
     }
@@ -183,10 +205,17 @@ async fn run_with_pool(
     drop(conn);
     // Closing the sockets ends streams and polls still open on the server side.
     drop(live);
-    Ok(Outcome { scenario: scenario.name.clone(), exchanges: records, table })
+    Ok(Outcome {
+        scenario: scenario.name.clone(),
+        exchanges: records,
+        table,
+    })
 }
 
-fn live_entry<'a>(live: &'a mut HashMap<String, Live>, id: &str) -> Result<&'a mut Live, CompatError> {
+fn live_entry<'a>(
+    live: &'a mut HashMap<String, Live>,
+    id: &str,
+) -> Result<&'a mut Live, CompatError> {
     live.get_mut(id)
         .ok_or_else(|| CompatError::Scenario(format!("no open request {id:?}")))
 }
@@ -217,7 +246,9 @@ fn push_check(records: &mut [ExchangeRecord], id: &str, check: Check) {
 
 /// Stores the response as read so far (complete, or cut by a `read`) and the check's outcome.
 fn note(records: &mut [ExchangeRecord], id: &str, live: &Live, check: Check) {
-    let Some(record) = records.iter_mut().find(|r| r.id == id) else { return };
+    let Some(record) = records.iter_mut().find(|r| r.id == id) else {
+        return;
+    };
     record.checks.push(check);
     record.elapsed_ms = live.start.elapsed().as_secs_f64() * 1000.0;
     let x = &live.exchange;
@@ -232,16 +263,27 @@ fn note(records: &mut [ExchangeRecord], id: &str, live: &Live, check: Check) {
             status: head.status,
             reason: head.reason.clone(),
             headers: head.headers.clone(),
-            body,
+            body: if live.digest {
+                super::scenario::body_digest(&body)
+            } else {
+                body
+            },
             complete,
         }
     });
 }
 
-async fn send(req: &Request, authority: &str, prefix: &str) -> Result<(ExchangeRecord, Exchange), CompatError> {
+async fn send(
+    req: &Request,
+    authority: &str,
+    prefix: &str,
+) -> Result<(ExchangeRecord, Exchange), CompatError> {
     let body = req.body_bytes()?;
-    let headers: Vec<(String, Vec<u8>)> =
-        req.headers.iter().map(|(n, v)| (n.clone(), v.as_bytes().to_vec())).collect();
+    let headers: Vec<(String, Vec<u8>)> = req
+        .headers
+        .iter()
+        .map(|(n, v)| (n.clone(), v.as_bytes().to_vec()))
+        .collect();
     let target = format!("{prefix}{}", req.path);
     let bytes = http::build_request(&req.method, &target, authority, &headers, &body);
     let record = ExchangeRecord {
@@ -259,10 +301,17 @@ async fn send(req: &Request, authority: &str, prefix: &str) -> Result<(ExchangeR
     Ok((record, exchange))
 }
 
-async fn prepare_table(conn: &mut mysql_async::Conn, scenario: &Scenario) -> Result<(), CompatError> {
-    conn.query_drop("DROP TABLE IF EXISTS msg").await.map_err(db_err("drop msg"))?;
+async fn prepare_table(
+    conn: &mut mysql_async::Conn,
+    scenario: &Scenario,
+) -> Result<(), CompatError> {
+    conn.query_drop("DROP TABLE IF EXISTS msg")
+        .await
+        .map_err(db_err("drop msg"))?;
     for statement in scenario.table.create_statements()? {
-        conn.query_drop(statement).await.map_err(db_err("create msg"))?;
+        conn.query_drop(statement)
+            .await
+            .map_err(db_err("create msg"))?;
     }
     for row in &scenario.rows {
         let columns: Vec<&str> = row.keys().map(String::as_str).collect();
@@ -284,7 +333,10 @@ async fn prepare_table(conn: &mut mysql_async::Conn, scenario: &Scenario) -> Res
 
 /// Reads the whole `msg` table through the text protocol (values as the bytes MySQL sends).
 pub async fn dump_table(conn: &mut mysql_async::Conn) -> Result<TableDump, CompatError> {
-    let mut result = conn.query_iter("SELECT * FROM msg ORDER BY mid").await.map_err(db_err("dump msg"))?;
+    let mut result = conn
+        .query_iter("SELECT * FROM msg ORDER BY mid")
+        .await
+        .map_err(db_err("dump msg"))?;
     let columns: Vec<String> = result
         .columns_ref()
         .iter()

@@ -81,18 +81,28 @@ impl TableVariant {
     /// The statements that create this variant of `msg` (after `DROP TABLE IF EXISTS msg`).
     pub fn create_statements(&self) -> Result<Vec<String>, CompatError> {
         let create = base_create_table()?;
-        let mut create = replace_once(&create, "ENGINE=InnoDB", &format!("ENGINE={}", self.engine))?;
-        create = replace_once(&create, "CHARSET=utf8mb4", &format!("CHARSET={}", self.charset))?;
+        let mut create =
+            replace_once(&create, "ENGINE=InnoDB", &format!("ENGINE={}", self.engine))?;
+        create = replace_once(
+            &create,
+            "CHARSET=utf8mb4",
+            &format!("CHARSET={}", self.charset),
+        )?;
         if !self.extra_columns.is_empty() {
-            let extra: String = self.extra_columns.iter().map(|c| format!("  {c},\n")).collect();
-            let at = create
-                .find("  PRIMARY KEY")
-                .ok_or_else(|| CompatError::Scenario("sql/schema.sql has no `  PRIMARY KEY` line".into()))?;
+            let extra: String = self
+                .extra_columns
+                .iter()
+                .map(|c| format!("  {c},\n"))
+                .collect();
+            let at = create.find("  PRIMARY KEY").ok_or_else(|| {
+                CompatError::Scenario("sql/schema.sql has no `  PRIMARY KEY` line".into())
+            })?;
             create.insert_str(at, &extra);
         }
         let mut statements = vec![create];
         if self.unread_index {
-            statements.push("ALTER TABLE msg ADD INDEX msg_unread_by_rec (rec, isread, mid)".to_owned());
+            statements
+                .push("ALTER TABLE msg ADD INDEX msg_unread_by_rec (rec, isread, mid)".to_owned());
         }
         Ok(statements)
     }
@@ -231,6 +241,10 @@ pub struct Request {
     /// Bound for a `request` step (default [`DEFAULT_AWAIT_MS`]).
     #[serde(default)]
     pub timeout_ms: Option<u64>,
+    /// Keep only a digest of the response body (see [`body_digest`]): for third-party files
+    /// such as jquery.js, whose text must not be committed in a recording.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub digest_body: bool,
 }
 
 fn default_method() -> String {
@@ -248,7 +262,9 @@ impl Request {
             (Some(b), None) => Ok(b.as_bytes().to_vec()),
             (None, Some(b)) => base64::engine::general_purpose::STANDARD
                 .decode(b)
-                .map_err(|e| CompatError::Scenario(format!("request {}: body_base64: {e}", self.id))),
+                .map_err(|e| {
+                    CompatError::Scenario(format!("request {}: body_base64: {e}", self.id))
+                }),
             (None, None) => Ok(Vec::new()),
         }
     }
@@ -267,6 +283,10 @@ pub struct Deviation {
     /// Intended results of `pending` checks, by request id (in order of the checks).
     #[serde(default)]
     pub pending: BTreeMap<String, Vec<bool>>,
+    /// Requests our server should leave unanswered (the legacy answered them, e.g. through SQL
+    /// injection).
+    #[serde(default)]
+    pub no_response: Vec<String>,
     /// The intended final table rows (column name -> value), when it differs from the recording.
     #[serde(default)]
     pub table: Option<Vec<BTreeMap<String, CellValue>>>,
@@ -299,7 +319,9 @@ impl IntendedResponse {
                 .decode(b)
                 .map_err(|e| CompatError::Scenario(format!("deviation body_base64: {e}"))),
             (None, None) => Ok(Vec::new()),
-            (Some(_), Some(_)) => Err(CompatError::Scenario("deviation: body and body_base64 both given".into())),
+            (Some(_), Some(_)) => Err(CompatError::Scenario(
+                "deviation: body and body_base64 both given".into(),
+            )),
         }
     }
 }
@@ -311,7 +333,10 @@ impl Scenario {
         let scenario: Scenario = serde_json::from_str(&text)
             .map_err(|e| CompatError::Scenario(format!("{}: {e}", path.display())))?;
         scenario.validate()?;
-        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default();
         if stem != scenario.name {
             return Err(CompatError::Scenario(format!(
                 "{}: name {:?} differs from the file name",
@@ -350,14 +375,21 @@ impl Scenario {
                 }
                 Step::Pending { id, .. } | Step::Await { id, .. } | Step::Read { id, .. } => {
                     if requests.get(id.as_str()) != Some(&true) {
-                        return err(format!("step refers to {id:?}, which no earlier `open` created"));
+                        return err(format!(
+                            "step refers to {id:?}, which no earlier `open` created"
+                        ));
                     }
                 }
                 Step::Sql(_) => {}
             }
         }
         if let Some(dev) = &self.deviation {
-            for id in dev.responses.keys().chain(dev.pending.keys()) {
+            for id in dev
+                .responses
+                .keys()
+                .chain(dev.pending.keys())
+                .chain(dev.no_response.iter())
+            {
                 if !requests.contains_key(id.as_str()) {
                     return err(format!("deviation names unknown request {id:?}"));
                 }
@@ -367,6 +399,17 @@ impl Scenario {
     }
 }
 
+/// `fnv1a64:<hex> length:<n>` of `bytes`: what a recording keeps of a `digest_body` response.
+/// FNV-1a is not cryptographic; it only has to notice accidental differences.
+pub fn body_digest(bytes: &[u8]) -> Vec<u8> {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("fnv1a64:{hash:016x} length:{}", bytes.len()).into_bytes()
+}
+
 /// Lower-case hex of `bytes`.
 pub fn encode_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -374,13 +417,14 @@ pub fn encode_hex(bytes: &[u8]) -> String {
 
 /// Bytes of a hex string.
 pub fn decode_hex(hex: &str) -> Result<Vec<u8>, CompatError> {
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return Err(CompatError::Scenario(format!("odd-length hex {hex:?}")));
     }
     (0..hex.len())
         .step_by(2)
         .map(|i| {
-            u8::from_str_radix(&hex[i..i + 2], 16).map_err(|_| CompatError::Scenario(format!("bad hex {hex:?}")))
+            u8::from_str_radix(&hex[i..i + 2], 16)
+                .map_err(|_| CompatError::Scenario(format!("bad hex {hex:?}")))
         })
         .collect()
 }
@@ -397,11 +441,18 @@ mod tests {
             extra_columns: vec!["created DATETIME NOT NULL DEFAULT '2012-01-01 10:00:00'".into()],
             unread_index: true,
         };
-        let statements = variant.create_statements().expect("schema.sql has the expected shape");
+        let statements = variant
+            .create_statements()
+            .expect("schema.sql has the expected shape");
         let create = &statements[0];
-        assert!(create.contains("ENGINE=MyISAM DEFAULT CHARSET=utf8"), "{create}");
+        assert!(
+            create.contains("ENGINE=MyISAM DEFAULT CHARSET=utf8"),
+            "{create}"
+        );
         assert!(!create.contains("utf8mb4"), "{create}");
-        let extra = create.find("created DATETIME").expect("extra column present");
+        let extra = create
+            .find("created DATETIME")
+            .expect("extra column present");
         let isread = create.find("isread").expect("base column present");
         let pk = create.find("PRIMARY KEY").expect("primary key present");
         assert!(isread < extra && extra < pk, "{create}");
@@ -410,10 +461,28 @@ mod tests {
 
     #[test]
     fn cells_round_trip_text_numbers_null_and_bytes() {
-        assert_eq!(CellValue::Int(1).canonical().expect("int"), CellValue::Text("1".into()));
+        assert_eq!(
+            CellValue::Int(1).canonical().expect("int"),
+            CellValue::Text("1".into())
+        );
         assert_eq!(CellValue::from_bytes(None), CellValue::Null);
-        assert_eq!(CellValue::from_bytes(Some(b"\xff\x00")), CellValue::Hex { hex: "ff00".into() });
-        assert_eq!(CellValue::from_bytes(Some("中".as_bytes())), CellValue::Text("中".into()));
+        assert_eq!(
+            CellValue::from_bytes(Some(b"\xff\x00")),
+            CellValue::Hex { hex: "ff00".into() }
+        );
+        assert_eq!(
+            CellValue::from_bytes(Some("中".as_bytes())),
+            CellValue::Text("中".into())
+        );
+    }
+
+    #[test]
+    fn body_digest_changes_with_any_byte() {
+        assert_eq!(body_digest(b""), b"fnv1a64:cbf29ce484222325 length:0");
+        assert_ne!(
+            body_digest(b"jQuery v1.12.4"),
+            body_digest(b"jQuery v1.12.5")
+        );
     }
 
     #[test]
