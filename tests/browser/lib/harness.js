@@ -1,0 +1,311 @@
+// Test harness for the real-browser suite: one fresh MariaDB database, one chat-server process
+// and one Chromium per scenario, all torn down after the scenario whether it passed or not.
+//
+// It builds nothing. It expects:
+//   CHAT_SERVER_BIN   the release binary (default target/release/chat-server, relative to the repo)
+//   E2E_CHROMIUM      the browser (default /usr/bin/chromium, Debian's package)
+//   E2E_DB_HOST/E2E_DB_PORT/E2E_DB_USER/E2E_DB_PASSWORD
+//                     the MariaDB server to create scratch databases on (default root@127.0.0.1:3306)
+//   E2E_DELIVERY_TIMEOUT_MS
+//                     how long any one wait on the pages may take before the test fails (default 15000)
+
+import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { chromium } from 'playwright-core';
+
+import { DEADLINE_MS } from './config.js';
+import { AgentPage, CustomerPage, instrumentContext } from './pages.js';
+
+export { DEADLINE_MS };
+
+/** The repository root (tests/browser/lib/../../..). */
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+
+/** Where run artefacts (server logs, latencies.jsonl) go; git-ignored. */
+export const resultsDir = path.join(repoRoot, 'tests', 'browser', 'test-results');
+
+
+const serverBin = path.resolve(repoRoot, process.env.CHAT_SERVER_BIN ?? 'target/release/chat-server');
+const chromiumPath = process.env.E2E_CHROMIUM ?? '/usr/bin/chromium';
+const db = {
+  host: process.env.E2E_DB_HOST ?? '127.0.0.1',
+  port: Number(process.env.E2E_DB_PORT ?? 3306),
+  user: process.env.E2E_DB_USER ?? 'root',
+  password: process.env.E2E_DB_PASSWORD ?? '',
+};
+
+/** The flags the issue prescribes for Debian's Chromium in this sandbox. */
+export const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+// Last-resort cleanup if the test process exits without running the after-hooks (an uncaught
+// error, a test-runner timeout): kill our servers and drop our databases synchronously.
+const emergency = new Set();
+process.on('exit', () => {
+  for (const fn of emergency) {
+    try {
+      fn();
+    } catch {
+      // Nothing more can be done while exiting.
+    }
+  }
+});
+
+/** Runs an SQL script through the mariadb/mysql command-line client; returns its stdout. */
+export function sql(script, database) {
+  const args = [
+    '--protocol=TCP',
+    `--host=${db.host}`,
+    `--port=${db.port}`,
+    `--user=${db.user}`,
+    '--batch',
+    '--skip-column-names',
+    '--default-character-set=utf8mb4',
+  ];
+  if (db.password) args.push(`--password=${db.password}`);
+  if (database) args.push(database);
+  const result = spawnSync(sqlClient(), args, { input: script, encoding: 'utf8', timeout: DEADLINE_MS });
+  if (result.error || result.status !== 0) {
+    throw new Error(
+      `SQL failed (${sqlClient()} ${args.join(' ')}): ${result.error ?? result.stderr.trim()}\n--- script ---\n${script}`,
+    );
+  }
+  return result.stdout;
+}
+
+let client;
+function sqlClient() {
+  if (!client) {
+    client = ['mariadb', 'mysql'].find((name) => spawnSync(name, ['--version']).status === 0);
+    if (!client) throw new Error('neither the `mariadb` nor the `mysql` client is installed');
+  }
+  return client;
+}
+
+/** Creates a fresh database with the legacy `msg` table; returns its name. */
+function createDatabase(label) {
+  const slug = label.toLowerCase().replace(/[^a-z0-9]+/g, '_').slice(0, 30);
+  const name = `e2e_${slug}_${randomBytes(4).toString('hex')}`;
+  sql(`CREATE DATABASE \`${name}\` CHARACTER SET utf8mb4;`);
+  const drop = () => sql(`DROP DATABASE IF EXISTS \`${name}\`;`);
+  emergency.add(drop);
+  sql(fs.readFileSync(path.join(repoRoot, 'sql', 'schema.sql'), 'utf8'), name);
+  return {
+    name,
+    drop() {
+      emergency.delete(drop);
+      drop();
+    },
+  };
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.unref();
+    probe.on('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address();
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts chat-server on a free port against `database`; resolves once /.chat-server/health says ok. */
+async function startServer(database, logPath) {
+  if (!fs.existsSync(serverBin)) {
+    throw new Error(`no server binary at ${serverBin}: run \`cargo build --release\` or set CHAT_SERVER_BIN`);
+  }
+  // The server reads every flag from the environment too; keep the caller's CHAT_* out of it so
+  // only the flags below decide how it runs.
+  const env = Object.fromEntries(
+    Object.entries(process.env).filter(([key]) => !key.startsWith('CHAT_') && key !== 'DATABASE_URL'),
+  );
+  env.NO_COLOR = '1';
+  env.RUST_LOG = process.env.RUST_LOG ?? 'info';
+  const auth = db.password ? `${encodeURIComponent(db.user)}:${encodeURIComponent(db.password)}` : encodeURIComponent(db.user);
+  const databaseUrl = `mysql://${auth}@${db.host}:${db.port}/${database}`;
+
+  // A port found free can be taken before the server binds it; try a few.
+  let lastError;
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    const port = await freePort();
+    const log = fs.openSync(logPath, 'a');
+    const child = spawn(
+      serverBin,
+      ['--listen', `127.0.0.1:${port}`, '--database-url', databaseUrl, '--site', path.join(repoRoot, 'compat', 'legacy-site')],
+      { cwd: repoRoot, env, stdio: ['ignore', log, log] },
+    );
+    fs.closeSync(log);
+    const kill = () => child.exitCode === null && child.signalCode === null && child.kill('SIGKILL');
+    emergency.add(kill);
+    const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    const baseUrl = `http://127.0.0.1:${port}/`;
+    const deadline = Date.now() + DEADLINE_MS;
+    let outcome;
+    while (!outcome) {
+      const answer = await Promise.race([
+        exited.then((how) => ({ exited: how })),
+        fetch(new URL('.chat-server/health', baseUrl), { signal: AbortSignal.timeout(1000) })
+          .then(async (response) => ({ body: (await response.text()).trim() }))
+          .catch((error) => ({ error })),
+      ]);
+      if (answer.exited) outcome = { exited: answer.exited };
+      else if (answer.body === 'ok') outcome = { ok: true };
+      else if (Date.now() > deadline) outcome = { timeout: answer.error ?? `health said ${JSON.stringify(answer.body)}` };
+      else await new Promise((resolve) => setTimeout(resolve, 50)); // retry interval inside a deadline
+    }
+    if (outcome.ok) {
+      return {
+        baseUrl,
+        async stop() {
+          if (child.exitCode === null && child.signalCode === null) {
+            child.kill('SIGTERM');
+            const timer = setTimeout(kill, DEADLINE_MS);
+            await exited;
+            clearTimeout(timer);
+          }
+          emergency.delete(kill);
+        },
+      };
+    }
+    kill();
+    emergency.delete(kill);
+    lastError = outcome.exited
+      ? `chat-server exited (${JSON.stringify(outcome.exited)}) before it was healthy`
+      : `chat-server not healthy within ${DEADLINE_MS} ms: ${outcome.timeout}`;
+  }
+  throw new Error(`${lastError}; log:\n${tail(logPath)}`);
+}
+
+function tail(file, lines = 40) {
+  try {
+    return fs.readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+/**
+ * Sets up one scenario for the node:test context `t`: fresh database, server, Chromium. Everything
+ * is torn down by an after-hook (browser, then server, then database), and the hook fails the
+ * test if any page threw, alerted or got an HTTP error.
+ */
+export async function openScenario(t, label) {
+  const cleanups = [];
+  const problems = [];
+  const dir = path.join(resultsDir, label.replace(/[^A-Za-z0-9_-]+/g, '-'));
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(dir, { recursive: true });
+  const logPath = path.join(dir, 'server.log');
+
+  t.after(async () => {
+    const errors = [];
+    for (const cleanup of cleanups.reverse()) {
+      try {
+        await cleanup();
+      } catch (error) {
+        errors.push(error);
+      }
+    }
+    if (problems.length) errors.push(new Error(`page problems:\n  ${problems.join('\n  ')}`));
+    if (errors.length) {
+      console.error(`--- ${label}: server log (${logPath}) ---\n${tail(logPath)}`);
+      throw errors.length === 1 ? errors[0] : new AggregateError(errors, errors.map(String).join('; '));
+    }
+  });
+
+  const database = createDatabase(label);
+  cleanups.push(() => database.drop());
+  const server = await startServer(database.name, logPath);
+  cleanups.push(() => server.stop());
+  const browser = await chromium.launch({
+    executablePath: chromiumPath,
+    headless: true,
+    args: CHROMIUM_ARGS,
+    timeout: DEADLINE_MS * 2,
+  });
+  cleanups.push(() => browser.close());
+
+  // Each role gets its own browser context: its own cookie jar (customer and agent share one
+  // origin) and its own connection pool (a long poll and an iframe stream each hold one).
+  async function newContext(role) {
+    const context = await browser.newContext({
+      baseURL: server.baseUrl,
+      viewport: { width: 560, height: 680 },
+      locale: 'zh-CN',
+    });
+    context.setDefaultTimeout(DEADLINE_MS);
+    await instrumentContext(context);
+    context.on('page', (page) => watchPage(page, role));
+    return context;
+  }
+
+  function watchPage(page, role) {
+    page.on('pageerror', (error) => problems.push(`${role}: uncaught ${error}`));
+    page.on('dialog', (dialog) => {
+      problems.push(`${role}: alert(${JSON.stringify(dialog.message())})`);
+      dialog.dismiss().catch(() => {});
+    });
+    page.on('response', (response) => {
+      if (response.status() >= 400 && !response.url().endsWith('/favicon.ico')) {
+        problems.push(`${role}: HTTP ${response.status()} for ${response.url()}`);
+      }
+    });
+  }
+
+  let customers = 0;
+  return {
+    baseUrl: server.baseUrl,
+    database: database.name,
+    dir,
+    /** Runs SQL against this scenario's database. */
+    sql: (script) => sql(script, database.name),
+    /** A customer in a context of their own, on AJ05customer.php. */
+    async openCustomer() {
+      customers += 1;
+      const page = await CustomerPage.open(await newContext(`customer${customers}`));
+      return page;
+    },
+    /** A context for the agent (pages opened with `openAgent`). */
+    newAgentContext: () => newContext('agent'),
+    /** The agent, on AJ04custserv.php, in `context` (a new one when omitted). */
+    async openAgent(context) {
+      return AgentPage.open(context ?? (await newContext('agent')));
+    },
+    /** Prints one measured latency and appends it to test-results/latencies.jsonl. */
+    report(direction, ms, note = '') {
+      const line = `${label}: ${direction} ${ms} ms${note ? ` (${note})` : ''}`;
+      t.diagnostic(line);
+      console.log(`latency ${line}`);
+      fs.appendFileSync(
+        path.join(resultsDir, 'latencies.jsonl'),
+        `${JSON.stringify({ scenario: label, direction, ms, note })}\n`,
+      );
+    },
+  };
+}
+
+/** Polls `probe` (sync or async) until it returns a truthy value, or fails after DEADLINE_MS. */
+export async function waitFor(what, probe, { timeout = DEADLINE_MS, interval = 50 } = {}) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, interval)); // poll interval inside a deadline
+  }
+}
