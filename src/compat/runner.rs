@@ -107,15 +107,46 @@ struct Live {
     digest: bool,
 }
 
-/// Runs `scenario` against `target`. HTTP and check failures are part of the outcome;
-/// only problems with the scenario itself, the database or connecting are errors.
+/// Runs `scenario` against `target`: [`prepare`] then [`run_prepared`]. HTTP and check
+/// failures are part of the outcome; only problems with the scenario itself, the database or
+/// connecting are errors.
 pub async fn run_scenario(scenario: &Scenario, target: &Target) -> Result<Outcome, CompatError> {
+    prepare(scenario, &target.database_url).await?;
+    run_prepared(scenario, target).await
+}
+
+/// Creates the scenario's `msg` table (dropping any old one) and inserts its initial rows.
+/// Separate from [`run_prepared`] so a server that checks the table at start-up can be started
+/// in between.
+pub async fn prepare(scenario: &Scenario, database_url: &str) -> Result<(), CompatError> {
+    scenario.validate()?;
+    with_pool(database_url, |pool| async move {
+        let mut conn = pool.get_conn().await.map_err(db_err("connect"))?;
+        prepare_table(&mut conn, scenario).await
+    })
+    .await
+}
+
+/// Runs the steps of `scenario` against `target`, whose table [`prepare`] has set up, and
+/// reads the final table.
+pub async fn run_prepared(scenario: &Scenario, target: &Target) -> Result<Outcome, CompatError> {
     scenario.validate()?;
     let (authority, prefix) = http::split_base_url(&target.base_url)?;
-    let opts = mysql_async::Opts::from_url(&target.database_url)
+    with_pool(&target.database_url, |pool| async move {
+        run_with_pool(scenario, &authority, &prefix, &pool).await
+    })
+    .await
+}
+
+async fn with_pool<T, F, Fut>(database_url: &str, f: F) -> Result<T, CompatError>
+where
+    F: FnOnce(mysql_async::Pool) -> Fut,
+    Fut: std::future::Future<Output = Result<T, CompatError>>,
+{
+    let opts = mysql_async::Opts::from_url(database_url)
         .map_err(|e| CompatError::Db(format!("database URL: {e}")))?;
     let pool = mysql_async::Pool::new(opts);
-    let result = run_with_pool(scenario, &authority, &prefix, &pool).await;
+    let result = f(pool.clone()).await;
     // Disconnect even on error so no connection outlives the scenario's database.
     let _ = pool.disconnect().await;
     result
@@ -128,7 +159,6 @@ async fn run_with_pool(
     pool: &mysql_async::Pool,
 ) -> Result<Outcome, CompatError> {
     let mut conn = pool.get_conn().await.map_err(db_err("connect"))?;
-    prepare_table(&mut conn, scenario).await?;
 
     let mut records: Vec<ExchangeRecord> = Vec::new();
     let mut live: HashMap<String, Live> = HashMap::new();
