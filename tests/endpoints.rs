@@ -315,3 +315,44 @@ fn tempdir_with(files: &[(&str, &[u8])]) -> std::path::PathBuf {
     }
     dir
 }
+
+#[tokio::test]
+async fn legacy_charset_refuses_emoji_even_on_a_utf8mb4_table_as_php_did() {
+    let db = TestDb::with_schema().await;
+    let server = TestServer::start_with(&db, |args| args.push("--legacy-charset".into())).await;
+    let chinese = server
+        .post_form(
+            "/AJsendmsg.php",
+            Some("username=admin1"),
+            "rec=admin2&content=中文".as_bytes(),
+        )
+        .await;
+    assert_eq!(chinese.body, b"OK");
+    let emoji = server
+        .post_form(
+            "/AJsendmsg.php",
+            Some("username=admin1"),
+            "rec=admin2&content=😀".as_bytes(),
+        )
+        .await;
+    assert_eq!(emoji.body, b"FIAL");
+    assert_eq!(db.messages().await.len(), 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn php5_mode_decodes_plus_in_cookies_and_sends_no_charset() {
+    let db = TestDb::with_schema().await;
+    let server =
+        TestServer::start_with(&db, |args| args.extend(["--php".into(), "5".into()])).await;
+    let sent = server
+        .post_form(
+            "/AJsendmsg.php",
+            Some("username=a+b"),
+            b"rec=admin&content=x",
+        )
+        .await;
+    assert_eq!(sent.header("content-type").as_deref(), Some("text/html"));
+    assert_eq!(db.messages().await[0].2, "a b");
+    server.stop().await;
+}
