@@ -290,7 +290,6 @@ export async function openScenario(t, label) {
     report(direction, ms, note = '') {
       const line = `${label}: ${direction} ${ms} ms${note ? ` (${note})` : ''}`;
       t.diagnostic(line);
-      console.log(`latency ${line}`);
       fs.appendFileSync(
         path.join(resultsDir, 'latencies.jsonl'),
         `${JSON.stringify({ scenario: label, direction, ms, note })}\n`,

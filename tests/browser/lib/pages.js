@@ -48,11 +48,22 @@ class LegacyPage {
 
   /** Waits until #msgzone's text contains `text`; returns the in-page time it first did. */
   async waitForText(text, timeout = DEADLINE_MS) {
-    await this.page.waitForFunction(
-      (wanted) => window.__e2e?.snapshots.some((s) => s.text.includes(wanted)),
-      text,
-      { timeout, polling: 25 },
-    );
+    try {
+      await this.page.waitForFunction(
+        (wanted) => window.__e2e?.snapshots.some((s) => s.text.includes(wanted)),
+        text,
+        { timeout, polling: 25 },
+      );
+    } catch (error) {
+      const shown = await this.page
+        .evaluate(() => document.getElementById('msgzone')?.textContent.trim())
+        .catch(() => '(page gone)');
+      throw new Error(
+        `${this.constructor.name} (${this.page.url()}): ${JSON.stringify(text)} not shown within ${timeout} ms; ` +
+          `#msgzone shows ${JSON.stringify(shown)}`,
+        { cause: error },
+      );
+    }
     return this.page.evaluate((wanted) => window.__e2e.snapshots.find((s) => s.text.includes(wanted)).at, text);
   }
 
