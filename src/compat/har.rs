@@ -563,6 +563,38 @@ pub fn iso8601(t: SystemTime) -> String {
     )
 }
 
+/// Milliseconds since the Unix epoch of an ISO 8601 date-time as browsers write HAR
+/// `startedDateTime` (`2024-01-02T03:04:05.678Z`, or with a `+01:00` offset); None if unreadable.
+pub fn parse_iso8601_ms(text: &str) -> Option<i64> {
+    let num = |s: &str| s.parse::<i64>().ok();
+    let (date, rest) = text.split_once('T')?;
+    let mut d = date.split('-');
+    let (year, month, day) = (num(d.next()?)?, num(d.next()?)?, num(d.next()?)?);
+    let zone_at = rest.find(['Z', '+', '-']).unwrap_or(rest.len());
+    let (time, zone) = rest.split_at(zone_at);
+    let mut t = time.split(':');
+    let (hour, minute) = (num(t.next()?)?, num(t.next()?)?);
+    let seconds: f64 = t.next()?.parse().ok()?;
+    let offset_min = match zone {
+        "" | "Z" => 0,
+        z => {
+            let sign = if z.starts_with('-') { -1 } else { 1 };
+            let (h, m) = z[1..].split_once(':').unwrap_or((&z[1..], "0"));
+            sign * (num(h)? * 60 + num(m)?)
+        }
+    };
+    // Civil date to days since 1970-01-01 (Howard Hinnant's algorithm, public domain).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + hour * 3600 + minute * 60 - offset_min * 60;
+    Some(secs * 1000 + (seconds * 1000.0).round() as i64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -573,6 +605,17 @@ mod tests {
         assert_eq!(iso8601(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
         let t = UNIX_EPOCH + Duration::from_millis(951_782_400_123); // leap day 2000
         assert_eq!(iso8601(t), "2000-02-29T00:00:00.123Z");
+    }
+
+    #[test]
+    fn browser_dates_parse_back_to_the_same_instant() {
+        let t = UNIX_EPOCH + Duration::from_millis(1_795_000_123_456);
+        assert_eq!(parse_iso8601_ms(&iso8601(t)), Some(1_795_000_123_456));
+        assert_eq!(
+            parse_iso8601_ms("2000-02-29T01:00:00.123+01:00"),
+            Some(951_782_400_123)
+        );
+        assert_eq!(parse_iso8601_ms("yesterday"), None);
     }
 
     #[test]

@@ -113,6 +113,10 @@ pub struct ReplayArgs {
     /// Per-request bound in `--har` mode, in milliseconds.
     #[arg(long, default_value_t = 10_000)]
     pub timeout_ms: u64,
+    /// In `--har` mode, requests are sent at their recorded offsets; longer pauses are cut to
+    /// this many milliseconds.
+    #[arg(long, default_value_t = 2_000)]
+    pub max_gap_ms: u64,
     /// Directory of scenario files.
     #[arg(long, env = "COMPAT_SCENARIOS", default_value = "compat/scenarios")]
     pub scenarios: PathBuf,
@@ -340,9 +344,15 @@ async fn replay_har(args: &ReplayArgs, path: &Path) -> Result<usize, CompatError
     let (authority, prefix) = http::split_base_url(against)?;
     let har: Har = har::read_json(path)?;
     let recorded = har::exchanges_of(&har)?;
-    let mut failing = 0;
-    for expected in &recorded {
-        let target = path_of(&expected.url);
+    // Requests go out at their recorded offsets (gaps capped) without waiting for earlier
+    // answers, as the browser sent them: a long poll recorded before the message that answered
+    // it must be waiting when that message is sent.
+    let offsets = start_offsets(&har, args.max_gap_ms);
+    let origin = tokio::time::Instant::now();
+    let mut running = Vec::new();
+    for (i, expected) in recorded.iter().enumerate() {
+        tokio::time::sleep_until(origin + Duration::from_millis(offsets[i])).await;
+        let target = format!("{prefix}{}", path_of(&expected.url));
         let headers: Vec<(String, Vec<u8>)> = expected
             .request_headers
             .iter()
@@ -351,33 +361,60 @@ async fn replay_har(args: &ReplayArgs, path: &Path) -> Result<usize, CompatError
             })
             .cloned()
             .collect();
-        let body = &expected.request_body;
-        let target = format!("{prefix}{target}");
-        let bytes = http::build_request(&expected.method, &target, &authority, &headers, body);
-        let mut exchange =
-            http::Exchange::send(&authority, &bytes, expected.method == "HEAD").await?;
-        let done = exchange
-            .finish(Duration::from_millis(args.timeout_ms))
-            .await?;
+        let bytes = http::build_request(
+            &expected.method,
+            &target,
+            &authority,
+            &headers,
+            &expected.request_body,
+        );
+        let exchange = http::Exchange::send(&authority, &bytes, expected.method == "HEAD").await?;
+        // A response the HAR holds only part of (a stream) is read up to that length.
+        let want_len = expected
+            .response
+            .as_ref()
+            .filter(|r| !r.complete)
+            .map(|r| r.body.len());
+        let timeout = Duration::from_millis(args.timeout_ms);
+        running.push((
+            target,
+            headers,
+            tokio::spawn(async move {
+                let mut exchange = exchange;
+                let deadline = tokio::time::Instant::now() + timeout;
+                let done = match want_len {
+                    Some(len) => exchange.read_until(deadline, |x| x.body.len() >= len).await,
+                    None => exchange.read_until(deadline, |x| x.complete).await,
+                };
+                done.map(|done| (done, exchange))
+            }),
+        ));
+    }
+    let mut failing = 0;
+    for (expected, (target, headers, task)) in recorded.iter().zip(running) {
         let label = format!("{} {} {}", expected.id, expected.method, target);
-        if expected.response.is_none() {
+        let (done, exchange) = task
+            .await
+            .map_err(|e| CompatError::Http(format!("{label}: {e}")))??;
+        let Some(want_response) = &expected.response else {
             println!("skip {label}: the HAR has no response for it");
             continue;
-        }
+        };
         if !done {
             failing += 1;
-            println!(
-                "FAIL {label}: no complete response within {} ms",
-                args.timeout_ms
-            );
+            println!("FAIL {label}: no answer within {} ms", args.timeout_ms);
             continue;
+        }
+        let mut body = exchange.body;
+        if !want_response.complete {
+            body.truncate(want_response.body.len());
         }
         let actual = ExchangeRecord {
             id: expected.id.clone(),
             method: expected.method.clone(),
             url: format!("http://{authority}{target}"),
             request_headers: headers,
-            request_body: body.clone(),
+            request_body: expected.request_body.clone(),
             started: SystemTime::now(),
             elapsed_ms: 0.0,
             response: exchange.head.map(|head| runner::RecordedResponse {
@@ -385,20 +422,17 @@ async fn replay_har(args: &ReplayArgs, path: &Path) -> Result<usize, CompatError
                 status: head.status,
                 reason: head.reason,
                 headers: head.headers,
-                body: exchange.body,
-                complete: true,
+                body,
+                complete: want_response.complete,
             }),
             checks: Vec::new(),
         };
         let mut want = expected.clone();
         want.checks.clear();
-        if let Some(r) = want.response.as_mut() {
-            // Browsers store bodies they did not capture as absent text; compare what exists.
-            r.complete = true;
-            if r.body.is_empty() && har_body_missing(&har, &expected.id) {
-                if let Some(a) = &actual.response {
-                    r.body = a.body.clone();
-                }
+        if let (Some(w), Some(a)) = (want.response.as_mut(), &actual.response) {
+            // Browsers leave out bodies they did not keep; compare what the HAR has.
+            if w.body.is_empty() && har_body_missing(&har, &expected.id) {
+                w.body = a.body.clone();
             }
         }
         let mut differences = Vec::new();
@@ -412,6 +446,24 @@ async fn replay_har(args: &ReplayArgs, path: &Path) -> Result<usize, CompatError
     }
     println!("{} request(s), {failing} disagreement(s)", recorded.len());
     Ok(failing)
+}
+
+/// Milliseconds after the first request at which each entry was sent, with every gap capped
+/// at `max_gap_ms`; entries without a readable time follow the previous one at once.
+fn start_offsets(har: &Har, max_gap_ms: u64) -> Vec<u64> {
+    let mut out = Vec::with_capacity(har.log.entries.len());
+    let mut previous: Option<i64> = None;
+    let mut at = 0u64;
+    for entry in &har.log.entries {
+        let this = har::parse_iso8601_ms(&entry.started_date_time);
+        if let (Some(prev), Some(now)) = (previous, this) {
+            let gap = u64::try_from(now - prev).unwrap_or(0).min(max_gap_ms);
+            at += gap;
+        }
+        previous = this.or(previous);
+        out.push(at);
+    }
+    out
 }
 
 fn har_body_missing(har: &Har, id: &str) -> bool {
