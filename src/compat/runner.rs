@@ -376,9 +376,10 @@ pub async fn dump_table(conn: &mut mysql_async::Conn) -> Result<TableDump, Compa
     let rows = rows
         .into_iter()
         .map(|row| {
-            row.unwrap()
+            // `Row::unwrap_raw` hands over the values (None only for one already taken).
+            row.unwrap_raw()
                 .into_iter()
-                .map(|v| match v {
+                .map(|v| match v.unwrap_or(mysql_async::Value::NULL) {
                     mysql_async::Value::NULL => CellValue::Null,
                     mysql_async::Value::Bytes(b) => CellValue::from_bytes(Some(&b)),
                     // The text protocol only yields bytes and NULL; keep anything else readable.
