@@ -11,7 +11,7 @@ use hyper::{Request, Response, StatusCode};
 
 use crate::config::Config;
 use crate::delivery::Mailbox;
-use crate::endpoints::{files, full, pages, plain_status, poll, send, stream, Body, PhpRequest};
+use crate::endpoints::{error_page, files, full, pages, poll, send, stream, Body, PhpRequest};
 use crate::php::{cookie, form};
 use crate::site::{Endpoint, Resource, Site};
 use crate::store::Store;
@@ -47,17 +47,17 @@ async fn route(app: &App, request: Request<Incoming>) -> Response<Body> {
         return Response::new(full("ok\n"));
     }
     let Some(relative) = strip_base(app.config.base_path(), &path) else {
-        return plain_status(StatusCode::NOT_FOUND);
+        return error_page(StatusCode::NOT_FOUND);
     };
     if declared_length(&request).is_some_and(|length| length > app.config.max_body_bytes) {
-        return plain_status(StatusCode::PAYLOAD_TOO_LARGE);
+        return error_page(StatusCode::PAYLOAD_TOO_LARGE);
     }
     let version = app.config.php;
     match app.site.resolve(relative).await {
         Resource::Endpoint(endpoint, script) => {
             let php = match php_request(request, app).await {
                 Ok(php) => php,
-                Err(status) => return plain_status(status),
+                Err(status) => return error_page(status),
             };
             match endpoint {
                 Endpoint::AgentPage => pages::agent(version, script),
@@ -73,8 +73,8 @@ async fn route(app: &App, request: Request<Incoming>) -> Response<Body> {
         Resource::File(file, content_type) => {
             files::static_file(request.method(), &file, content_type).await
         }
-        Resource::Directory => plain_status(StatusCode::FORBIDDEN),
-        Resource::NotFound => plain_status(StatusCode::NOT_FOUND),
+        Resource::Directory => error_page(StatusCode::FORBIDDEN),
+        Resource::NotFound => error_page(StatusCode::NOT_FOUND),
     }
 }
 

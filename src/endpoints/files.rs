@@ -4,7 +4,7 @@
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Method, Response, StatusCode};
 
-use super::{full, php_response, plain_status, Body};
+use super::{error_page, full, php_response, Body};
 use crate::php;
 
 /// A static file; GET and HEAD only, as nginx allows.
@@ -14,7 +14,7 @@ pub async fn static_file(
     content_type: &'static str,
 ) -> Response<Body> {
     if method != Method::GET && method != Method::HEAD {
-        return plain_status(StatusCode::METHOD_NOT_ALLOWED);
+        return error_page(StatusCode::METHOD_NOT_ALLOWED);
     }
     match tokio::fs::read(path).await {
         Ok(bytes) => {
@@ -24,7 +24,7 @@ pub async fn static_file(
                 .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
             response
         }
-        Err(_) => plain_status(StatusCode::NOT_FOUND),
+        Err(_) => error_page(StatusCode::NOT_FOUND),
     }
 }
 

@@ -58,14 +58,48 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into()).boxed_unsync()
 }
 
-/// A short plain-text error for requests the legacy had no answer of its own for.
-pub fn plain_status(status: StatusCode) -> Response<Body> {
-    let reason = status.canonical_reason().unwrap_or_default();
-    let mut response = Response::new(full(format!("{} {reason}\n", status.as_u16())));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
+/// An error the legacy's web server answered itself (unknown path, directory, method, size):
+/// nginx's page, word for word, signed with our name instead of nginx's version.
+pub fn error_page(status: StatusCode) -> Response<Body> {
+    let title = format!("{} {}", status.as_u16(), nginx_reason(status));
+    let page = format!(
+        "<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>\r\n<hr><center>chat-server</center>\r\n</body>\r\n</html>\r\n"
     );
+    let mut response = Response::new(full(page));
+    *response.status_mut() = status;
     response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/html"));
+    response
+}
+
+/// nginx words a few reasons its own way.
+fn nginx_reason(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::METHOD_NOT_ALLOWED => "Not Allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "Request Entity Too Large",
+        StatusCode::SERVICE_UNAVAILABLE => "Service Temporarily Unavailable",
+        other => other.canonical_reason().unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn error_pages_are_nginx_pages_with_our_signature() {
+        let response = error_page(StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(response.headers()[CONTENT_TYPE], "text/html");
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("infallible")
+            .to_bytes();
+        assert_eq!(
+            &body[..],
+            &b"<html>\r\n<head><title>405 Not Allowed</title></head>\r\n<body>\r\n<center><h1>405 Not Allowed</h1></center>\r\n<hr><center>chat-server</center>\r\n</body>\r\n</html>\r\n"[..]
+        );
+    }
 }

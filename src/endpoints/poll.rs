@@ -18,7 +18,7 @@ use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::{Response, StatusCode};
 
-use super::{php_response, plain_status, Body, PhpRequest};
+use super::{error_page, php_response, Body, PhpRequest};
 use crate::delivery::{Claimed, Mailbox};
 use crate::php::{self, json, script::Script};
 
@@ -32,7 +32,7 @@ pub async fn poll(
     let recipient = request.cookies.string("username");
     let Some(claimed) = mailbox.next(&recipient).await else {
         // Shutting down: the legacy (PHP-FPM restarted) also ended these with an error.
-        return plain_status(StatusCode::SERVICE_UNAVAILABLE);
+        return error_page(StatusCode::SERVICE_UNAVAILABLE);
     };
     // json_encode returns false on invalid UTF-8, and `echo false` prints nothing.
     let encoded = json::encode_row(
