@@ -20,8 +20,14 @@ const CLAIM: &str = "UPDATE msg SET isread = 1 WHERE mid = ? AND isread = 0";
 /// Gives back a claimed message whose client vanished before the answer went out.
 const RELEASE: &str = "UPDATE msg SET isread = 0 WHERE mid = ? AND isread = 1";
 const INSERT: &str = "INSERT INTO msg (rec, pos, content) VALUES (?, ?, ?)";
-const NEWER_THAN: &str = "SELECT mid, rec, isread FROM msg WHERE mid > ? ORDER BY mid LIMIT ?";
+/// Also returns the newest row even when it is not newer, so the watcher notices ids going
+/// backwards (TRUNCATE) without a second query.
+const NEWER_THAN: &str =
+    "SELECT mid, rec, isread FROM msg WHERE mid > ? OR mid = (SELECT MAX(mid) FROM msg) ORDER BY mid LIMIT ?";
 const MAX_MID: &str = "SELECT COALESCE(MAX(mid), 0) FROM msg";
+
+/// How long an idle pooled connection is kept before the pool trims back to none.
+const IDLE_CONNECTION_TTL: Duration = Duration::from_secs(60);
 
 /// A whole `msg` row as `mysql_fetch_assoc` returned it: every column in table order, every value
 /// a string as MySQL's text protocol formats it, NULL as `None`.
@@ -69,14 +75,15 @@ impl Store {
         } else {
             "SET NAMES utf8mb4"
         };
-        let opts = OptsBuilder::from_opts(opts)
-            .setup(vec![names])
-            // No session state is left behind, so skip the reset round trip on every return.
-            .pool_opts(
-                PoolOpts::default()
-                    .with_constraints(constraints)
-                    .with_reset_connection(false),
-            );
+        let opts = OptsBuilder::from_opts(opts).setup(vec![names]).pool_opts(
+            PoolOpts::default()
+                .with_constraints(constraints)
+                // Without an idle TTL the pool keeps only `min` (0) idle connections and closes
+                // every other one on return: a new TCP connection and handshake per query.
+                .with_inactive_connection_ttl(IDLE_CONNECTION_TTL)
+                // No session state is left behind, so skip the reset round trip on every return.
+                .with_reset_connection(false),
+        );
         Ok(Store {
             pool: Pool::new(opts),
             timeout,
@@ -142,7 +149,7 @@ impl Store {
         .await
     }
 
-    /// Rows with `mid` above `after`, oldest first, at most `limit`.
+    /// Rows with `mid` above `after`, oldest first, at most `limit`; plus the newest row.
     pub async fn rows_after(&self, after: u64, limit: u64) -> Result<Vec<RecentRow>, Error> {
         self.bounded(async {
             let mut conn = self.pool.get_conn().await?;

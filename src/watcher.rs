@@ -137,6 +137,18 @@ async fn tick(
         None => progress.insert(Progress::starting_after(store.max_mid().await?)),
     };
     let rows = store.rows_after(progress.low(), BATCH).await?;
+    if rows
+        .last()
+        .is_some_and(|newest| newest.mid < progress.low())
+    {
+        // The newest id is below the mark: the table was emptied or recreated (TRUNCATE resets
+        // AUTO_INCREMENT). Watch from its end, and wake everyone for the rows already there.
+        let end = rows.last().map_or(0, |newest| newest.mid);
+        tracing::info!(end, "msg ids went backwards; watching from the table's end");
+        *progress = Progress::starting_after(end);
+        hub.notify_all();
+        return Ok(());
+    }
     for recipient in progress.observe(&rows, Instant::now(), grace) {
         hub.notify(&recipient);
     }

@@ -347,7 +347,7 @@ async fn while_mysql_is_down_sends_fail_fast_and_waiters_resume_when_it_returns(
         .text()
         .contains("before"));
 
-    proxy.cut();
+    proxy.cut().await;
     let started = std::time::Instant::now();
     let failed = server
         .post_form("/AJsendmsg.php", None, b"rec=admin12&content=during")
@@ -415,4 +415,60 @@ async fn shutdown_releases_parked_polls_and_streams() {
         tokio::net::TcpStream::connect(addr).await.is_err(),
         "no longer listening"
     );
+}
+
+#[tokio::test]
+async fn the_watcher_follows_a_truncated_table() {
+    let db = TestDb::with_schema().await;
+    for n in 0..5 {
+        db.exec(&insert("old", "admin", &format!("old {n}"))).await;
+    }
+    let server = TestServer::start(&db).await;
+    db.exec("TRUNCATE TABLE msg").await;
+    let mut poll = ResponseReader::open(
+        server.addr,
+        &get_request("/AJ05comitajax.php", Some("username=admin14")),
+    )
+    .await;
+    server.wait_for_waiters("admin14", 1).await;
+    // Id 1 again, far below where the watcher stood.
+    db.exec(&insert("admin14", "other-writer", "after truncate"))
+        .await;
+    let response = within(DEADLINE, "poll after TRUNCATE", poll.read_response()).await;
+    assert!(
+        response.text().contains(r#""mid":"1""#),
+        "{}",
+        response.text()
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_first_send_after_mysql_returns_does_not_fail_on_a_stale_connection() {
+    let db = TestDb::with_schema().await;
+    let proxy = DbProxy::start().await;
+    let server = TestServer::start_on_url(&proxy.url_for(&db), |_| {}).await;
+    // Several sends at once leave several pooled connections behind.
+    let sends: Vec<_> = (0..6)
+        .map(|n| {
+            server.post_form(
+                "/AJsendmsg.php",
+                None,
+                format!("rec=a&content={n}").into_bytes().leak(),
+            )
+        })
+        .collect();
+    for answer in futures_util::future::join_all(sends).await {
+        assert_eq!(answer.body, b"OK");
+    }
+    // Every pooled connection dies with the "old server"; the pool must notice on checkout
+    // (mysql_async checks an idle connection for EOF before handing it out).
+    proxy.cut().await;
+    proxy.restore().await;
+    let answer = server
+        .post_form("/AJsendmsg.php", None, b"rec=a&content=after")
+        .await;
+    assert_eq!(answer.body, b"OK");
+    assert_eq!(db.messages().await.len(), 7);
+    server.stop().await;
 }

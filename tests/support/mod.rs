@@ -429,7 +429,7 @@ pub struct DbProxy {
     /// The proxy's address.
     pub addr: SocketAddr,
     target: SocketAddr,
-    state: Arc<Mutex<Option<JoinHandle<()>>>>,
+    running: Mutex<Option<(oneshot::Sender<()>, JoinHandle<()>)>>,
 }
 
 impl DbProxy {
@@ -447,37 +447,51 @@ impl DbProxy {
         let proxy = DbProxy {
             addr,
             target,
-            state: Arc::new(Mutex::new(None)),
+            running: Mutex::new(None),
         };
         proxy.serve(listener);
         proxy
     }
 
-    /// A database URL for `db` that goes through the proxy.
+    /// A database URL for `db` that goes through the proxy. mysql_async would otherwise switch a
+    /// 127.0.0.1 connection to MariaDB's Unix socket, around the proxy.
     pub fn url_for(&self, db: &TestDb) -> String {
-        format!("mysql://root@{}/{}", self.addr, db.name)
+        format!("mysql://root@{}/{}?prefer_socket=false", self.addr, db.name)
     }
 
     fn serve(&self, listener: TcpListener) {
         let target = self.target;
+        let (stop, mut stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let mut links = tokio::task::JoinSet::new();
-            while let Ok((mut client, _)) = listener.accept().await {
-                links.spawn(async move {
-                    if let Ok(mut server) = TcpStream::connect(target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+            loop {
+                tokio::select! {
+                    accepted = listener.accept() => {
+                        let Ok((mut client, _)) = accepted else { continue };
+                        links.spawn(async move {
+                            if let Ok(mut server) = TcpStream::connect(target).await {
+                                let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                            }
+                        });
                     }
-                });
+                    _ = &mut stopped => break,
+                }
             }
+            drop(listener);
+            // Aborts every link and waits until their sockets are closed.
+            links.shutdown().await;
         });
-        *self.state.lock().expect("proxy state") = Some(task);
+        *self.running.lock().expect("proxy state") = Some((stop, task));
     }
 
-    /// Outage: closes every proxied connection and refuses new ones.
-    pub fn cut(&self) {
-        // Aborting the task drops the listener and the JoinSet, which aborts every link.
-        if let Some(task) = self.state.lock().expect("proxy state").take() {
-            task.abort();
+    /// Outage: closes every proxied connection and refuses new ones; returns once both hold.
+    pub async fn cut(&self) {
+        let running = self.running.lock().expect("proxy state").take();
+        if let Some((stop, task)) = running {
+            let _ = stop.send(());
+            within(DEADLINE, "proxy shutdown", task)
+                .await
+                .expect("proxy task");
         }
     }
 
