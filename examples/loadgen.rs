@@ -82,8 +82,10 @@ async fn latency(args: &Args, rounds: usize) -> serde_json::Value {
     for round in 0..rounds {
         let user = format!("{}l{round}", args.users);
         let poll = open_poll(args, &user, 0).await;
-        // Give the poll time to reach its wait (PHP: its loop; ours: the hub).
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Send at a random moment of the legacy's one-second polling cycle, so its latency is
+        // sampled over the whole cycle rather than at one phase of it (at least 100 ms, so the
+        // poll has reached its wait on either server).
+        tokio::time::sleep(Duration::from_millis(fastrand::u64(100..1100))).await;
         let started = Instant::now();
         let answer = send(args, &user, "ping").await;
         assert_eq!(answer, b"OK", "send failed");
