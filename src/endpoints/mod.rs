@@ -15,7 +15,8 @@ use http_body_util::{BodyExt, Full};
 use hyper::header::{HeaderValue, CONTENT_TYPE, SET_COOKIE};
 use hyper::{Response, StatusCode};
 
-use crate::php::{self, script::Script, vars::Vars};
+use crate::php::{self, json, script::Script, vars::Vars};
+use crate::store::Message;
 
 /// The response body type of every endpoint: a fixed body, a claimed message, or the stream.
 pub type Body = UnsyncBoxBody<Bytes, Infallible>;
@@ -50,7 +51,18 @@ pub fn php_response(
 
 /// A script's output when its code echoes `output`: the file's text around the code included.
 pub fn around(script: &Script, output: &[u8]) -> Body {
-    full([&script.head[..], output, &script.tail[..]].concat())
+    full(script.around(output))
+}
+
+/// `json_encode($row)` of a claimed message; PHP's `false` (invalid UTF-8) prints as nothing.
+pub fn message_json(message: &Message) -> Vec<u8> {
+    json::encode_row(
+        message
+            .columns
+            .iter()
+            .map(|(name, value)| (&name[..], value.as_deref())),
+    )
+    .unwrap_or_default()
 }
 
 /// A fixed body.

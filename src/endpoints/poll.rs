@@ -18,9 +18,9 @@ use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::{Response, StatusCode};
 
-use super::{error_page, php_response, Body, PhpRequest};
+use super::{error_page, message_json, php_response, Body, PhpRequest};
 use crate::delivery::{Claimed, Mailbox};
-use crate::php::{self, json, script::Script};
+use crate::php::{self, script::Script};
 
 /// Waits for the caller's oldest unread message and answers it as PHP's `json_encode($row)`.
 pub async fn poll(
@@ -34,16 +34,13 @@ pub async fn poll(
         // Shutting down: the legacy (PHP-FPM restarted) also ended these with an error.
         return error_page(StatusCode::SERVICE_UNAVAILABLE);
     };
-    // json_encode returns false on invalid UTF-8, and `echo false` prints nothing.
-    let encoded = json::encode_row(
-        claimed
-            .message()
-            .columns
-            .iter()
-            .map(|(k, v)| (&k[..], v.as_deref())),
-    )
-    .unwrap_or_default();
-    let bytes = [&script.head[..], &encoded, &script.tail[..]].concat();
+    let bytes = script.around(&message_json(claimed.message()));
+    if bytes.is_empty() {
+        // Invalid UTF-8 made json_encode false: PHP marked the row read and sent nothing. hyper
+        // never polls an empty body, so hand the message over here or it would be released.
+        claimed.hand_over();
+        return php_response(version, None, super::full(bytes));
+    }
     php_response(
         version,
         None,

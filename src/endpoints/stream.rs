@@ -17,9 +17,9 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper::header::HeaderValue;
 use hyper::Response;
 
-use super::{php_response, Body};
+use super::{message_json, php_response, Body};
 use crate::delivery::Mailbox;
-use crate::php::{self, json, script::Script};
+use crate::php::{self, script::Script};
 use crate::store::Message;
 
 /// The recipient the legacy stream reads, hard-coded in AJ04serve.php.
@@ -51,8 +51,7 @@ pub fn stream(version: php::Version, script: &Script, mailbox: &Mailbox) -> Resp
 /// `<script type="text/javascript">parent.window.comet(JSON);</script>`; invalid UTF-8 makes
 /// json_encode false, which PHP concatenates as nothing: `comet();`.
 fn comet_script(message: &Message) -> Bytes {
-    let encoded = json::encode_row(message.columns.iter().map(|(k, v)| (&k[..], v.as_deref())))
-        .unwrap_or_default();
+    let encoded = message_json(message);
     [
         &b"<script type=\"text/javascript\">parent.window.comet("[..],
         &encoded,

@@ -40,9 +40,14 @@ impl Script {
         }
     }
 
+    /// Everything the file prints when its code echoes `output`.
+    pub fn around(&self, output: &[u8]) -> Vec<u8> {
+        [&self.head[..], output, &self.tail[..]].concat()
+    }
+
     /// Everything the file prints when its code echoes nothing.
     pub fn printed_text(&self) -> Vec<u8> {
-        [&self.head[..], &self.tail[..]].concat()
+        self.around(b"")
     }
 }
 
