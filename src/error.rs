@@ -10,8 +10,6 @@ pub enum Error {
     Db(mysql_async::Error),
     /// A database operation took longer than `--db-timeout-ms`.
     DbTimeout,
-    /// Socket or file-system failure.
-    Io(std::io::Error),
     /// The configuration cannot work (bad URL, unreadable site directory).
     Config(String),
 }
@@ -21,7 +19,6 @@ impl fmt::Display for Error {
         match self {
             Error::Db(err) => write!(f, "database: {err}"),
             Error::DbTimeout => write!(f, "database: timed out"),
-            Error::Io(err) => write!(f, "i/o: {err}"),
             Error::Config(msg) => write!(f, "configuration: {msg}"),
         }
     }
@@ -32,11 +29,5 @@ impl std::error::Error for Error {}
 impl From<mysql_async::Error> for Error {
     fn from(err: mysql_async::Error) -> Self {
         Error::Db(err)
-    }
-}
-
-impl From<std::io::Error> for Error {
-    fn from(err: std::io::Error) -> Self {
-        Error::Io(err)
     }
 }

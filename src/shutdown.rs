@@ -36,9 +36,4 @@ impl Shutdown {
         // An Err means the trigger was dropped, which only happens when the server is gone.
         let _ = receiver.wait_for(|fired| *fired).await;
     }
-
-    /// Whether the signal has fired.
-    pub fn is_fired(&self) -> bool {
-        *self.receiver.borrow()
-    }
 }
