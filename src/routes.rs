@@ -3,6 +3,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -19,6 +20,10 @@ use crate::store::Store;
 /// Liveness probe for orchestrators. It starts with a dot-directory, which the site never serves,
 /// so it cannot shadow a file of the legacy docroot.
 pub const HEALTH_PATH: &str = "/.chat-server/health";
+
+/// How long a form body may take to arrive (nginx's `client_body_timeout`), so a client that
+/// trickles its body cannot hold a request open forever.
+const BODY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Everything a request handler needs, shared by all connections.
 #[derive(Debug)]
@@ -116,9 +121,10 @@ async fn php_request(request: Request<Incoming>, app: &App) -> Result<PhpRequest
         });
     }
     let limit = usize::try_from(app.config.max_body_bytes).unwrap_or(usize::MAX);
-    let body = Limited::new(request.into_body(), limit)
-        .collect()
+    let collect = Limited::new(request.into_body(), limit).collect();
+    let body = tokio::time::timeout(BODY_TIMEOUT, collect)
         .await
+        .map_err(|_| StatusCode::REQUEST_TIMEOUT)?
         .map_err(|_| StatusCode::PAYLOAD_TOO_LARGE)?
         .to_bytes();
     Ok(PhpRequest {
