@@ -24,7 +24,6 @@ const INSERT: &str = "INSERT INTO msg (rec, pos, content) VALUES (?, ?, ?)";
 /// backwards (TRUNCATE) without a second query.
 const NEWER_THAN: &str =
     "SELECT mid, rec, isread FROM msg WHERE mid > ? OR mid = (SELECT MAX(mid) FROM msg) ORDER BY mid LIMIT ?";
-const MAX_MID: &str = "SELECT COALESCE(MAX(mid), 0) FROM msg";
 
 /// How long an idle pooled connection is kept before the pool trims back to none.
 const IDLE_CONNECTION_TTL: Duration = Duration::from_secs(60);
@@ -90,17 +89,17 @@ impl Store {
         })
     }
 
-    /// Stores a message as `AJsendmsg.php` did; returns its `mid`.
+    /// Stores a message as `AJsendmsg.php` did.
     pub async fn insert_message(
         &self,
         recipient: &[u8],
         sender: &[u8],
         content: &[u8],
-    ) -> Result<u64, Error> {
+    ) -> Result<(), Error> {
         self.bounded(async {
             let mut conn = self.pool.get_conn().await?;
             conn.exec_drop(INSERT, (recipient, sender, content)).await?;
-            Ok(conn.last_insert_id().unwrap_or_default())
+            Ok(())
         })
         .await
     }
@@ -165,18 +164,6 @@ impl Store {
                 )
                 .await?;
             Ok(rows)
-        })
-        .await
-    }
-
-    /// The highest `mid` in the table (0 when empty).
-    pub async fn max_mid(&self) -> Result<u64, Error> {
-        self.bounded(async {
-            let mut conn = self.pool.get_conn().await?;
-            Ok(conn
-                .query_first::<u64, _>(MAX_MID)
-                .await?
-                .unwrap_or_default())
         })
         .await
     }

@@ -93,10 +93,11 @@ pub async fn run(
     grace: Duration,
     shutdown: Shutdown,
 ) {
-    let mut progress: Option<Progress> = None;
-    // Start as if recovering: the first successful tick wakes everyone, so a row that landed
-    // between a waiter's first query and the watcher's starting mark is not skipped.
-    let mut healthy = false;
+    // Start above every possible id: the first tick then sees the newest row below the mark,
+    // takes the table's end as its start and wakes everyone, exactly as after a TRUNCATE, so a
+    // row that landed between a waiter's first query and the start is not skipped.
+    let mut progress = Progress::starting_after(u64::MAX);
+    let mut healthy = true;
     let mut pause = interval;
     loop {
         tokio::select! {
@@ -106,7 +107,7 @@ pub async fn run(
         match tick(&store, &hub, &mut progress, grace).await {
             Ok(()) => {
                 if !healthy {
-                    tracing::info!("database reachable; waking every waiter");
+                    tracing::info!("database reachable again; waking every waiter");
                 }
                 if !healthy | hub.take_db_failure() {
                     hub.notify_all();
@@ -129,23 +130,16 @@ pub async fn run(
 async fn tick(
     store: &Store,
     hub: &Hub,
-    progress: &mut Option<Progress>,
+    progress: &mut Progress,
     grace: Duration,
 ) -> Result<(), crate::Error> {
-    let progress = match progress {
-        Some(progress) => progress,
-        None => progress.insert(Progress::starting_after(store.max_mid().await?)),
-    };
     let rows = store.rows_after(progress.low(), BATCH).await?;
-    if rows
-        .last()
-        .is_some_and(|newest| newest.mid < progress.low())
-    {
-        // The newest id is below the mark: the table was emptied or recreated (TRUNCATE resets
-        // AUTO_INCREMENT). Watch from its end, and wake everyone for the rows already there.
-        let end = rows.last().map_or(0, |newest| newest.mid);
-        tracing::info!(end, "msg ids went backwards; watching from the table's end");
-        *progress = Progress::starting_after(end);
+    if let Some(newest) = rows.last().filter(|newest| newest.mid < progress.low()) {
+        // The newest id is below the mark: this is the first tick, or the table was emptied or
+        // recreated (TRUNCATE resets AUTO_INCREMENT). Watch from its end, and wake everyone for
+        // the rows already there.
+        tracing::info!(end = newest.mid, "watching msg from its newest row");
+        *progress = Progress::starting_after(newest.mid);
         hub.notify_all();
         return Ok(());
     }

@@ -35,20 +35,10 @@ pub async fn poll(
         return error_page(StatusCode::SERVICE_UNAVAILABLE);
     };
     let bytes = script.around(&message_json(claimed.message()));
-    if bytes.is_empty() {
-        // Invalid UTF-8 made json_encode false: PHP marked the row read and sent nothing. hyper
-        // never polls an empty body, so hand the message over here or it would be released.
-        claimed.hand_over();
-        return php_response(version, None, super::full(bytes));
-    }
     php_response(
         version,
         None,
-        ClaimedBody {
-            bytes: Some(bytes.into()),
-            claimed: Some(claimed),
-        }
-        .boxed_unsync(),
+        ClaimedBody::new(bytes, claimed).boxed_unsync(),
     )
 }
 
@@ -57,6 +47,24 @@ pub async fn poll(
 struct ClaimedBody {
     bytes: Option<Bytes>,
     claimed: Option<Claimed>,
+}
+
+impl ClaimedBody {
+    fn new(bytes: Vec<u8>, claimed: Claimed) -> ClaimedBody {
+        if bytes.is_empty() {
+            // json_encode returned false (invalid UTF-8): PHP marked the row read and sent
+            // nothing. hyper never polls an empty body, so there is nothing to wait for.
+            claimed.hand_over();
+            return ClaimedBody {
+                bytes: None,
+                claimed: None,
+            };
+        }
+        ClaimedBody {
+            bytes: Some(bytes.into()),
+            claimed: Some(claimed),
+        }
+    }
 }
 
 impl http_body::Body for ClaimedBody {

@@ -36,7 +36,7 @@ pub async fn send(
     let content = request.post.string("content");
     let sender = request.cookies.string("username");
     let answer = match store.insert_message(&recipient, &sender, &content).await {
-        Ok(_) => {
+        Ok(()) => {
             hub.notify(&recipient);
             STORED
         }
