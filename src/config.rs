@@ -51,6 +51,25 @@ pub struct Config {
     #[arg(long, env = "CHAT_LATE_COMMIT_GRACE_MS", default_value_t = 30_000)]
     pub late_commit_grace_ms: u64,
 
+    /// How often (ms) the unread rows are scanned again as a safety net (rows made unread by hand,
+    /// late commits past their grace); 0 never rescans. One scan of the table each time.
+    #[arg(long, env = "CHAT_RESCAN_INTERVAL_MS", default_value_t = 60_000)]
+    pub rescan_interval_ms: u64,
+
+    /// Most long polls and agent streams parked at once from one client address; 0 = no limit.
+    /// Generous by default: an office behind one NAT address is many customers.
+    #[arg(long, env = "CHAT_MAX_POLLS_PER_ADDRESS", default_value_t = 1_000)]
+    pub max_polls_per_address: usize,
+
+    /// Most long polls parked at once for one username (tabs of one customer); 0 = no limit.
+    #[arg(long, env = "CHAT_MAX_POLLS_PER_USER", default_value_t = 20)]
+    pub max_polls_per_user: usize,
+
+    /// Answer a long poll that waited this long (ms) with `null`, which the unchanged customer
+    /// page takes as "poll again" without showing anything; 0 waits forever, as the legacy did.
+    #[arg(long, env = "CHAT_MAX_PARK_MS", default_value_t = 0)]
+    pub max_park_ms: u64,
+
     /// Speak the legacy's `SET NAMES utf8` instead of utf8mb4 (emoji then fail or read back as `?`,
     /// exactly as under PHP).
     #[arg(long, env = "CHAT_LEGACY_CHARSET")]
@@ -91,6 +110,16 @@ impl Config {
     /// See [`Config::late_commit_grace_ms`].
     pub fn late_commit_grace(&self) -> Duration {
         Duration::from_millis(self.late_commit_grace_ms)
+    }
+
+    /// See [`Config::rescan_interval_ms`].
+    pub fn rescan_interval(&self) -> Option<Duration> {
+        (self.rescan_interval_ms > 0).then(|| Duration::from_millis(self.rescan_interval_ms))
+    }
+
+    /// See [`Config::max_park_ms`].
+    pub fn max_park(&self) -> Option<Duration> {
+        (self.max_park_ms > 0).then(|| Duration::from_millis(self.max_park_ms))
     }
 
     /// See [`Config::db_timeout_ms`].

@@ -10,8 +10,22 @@ pub enum Error {
     Db(mysql_async::Error),
     /// A database operation took longer than `--db-timeout-ms`.
     DbTimeout,
+    /// A transaction whose COMMIT went unanswered turned out not to have committed.
+    NotCommitted,
     /// The configuration cannot work (bad URL, unreadable site directory).
     Config(String),
+}
+
+impl Error {
+    /// Whether the database certainly did not apply the statement: it answered with an error
+    /// (a deadlock, a Galera certification conflict, a value too long). A timeout or a broken
+    /// connection leaves the outcome unknown.
+    pub fn is_definite(&self) -> bool {
+        matches!(
+            self,
+            Error::Db(mysql_async::Error::Server(_)) | Error::NotCommitted
+        )
+    }
 }
 
 impl fmt::Display for Error {
@@ -19,6 +33,7 @@ impl fmt::Display for Error {
         match self {
             Error::Db(err) => write!(f, "database: {err}"),
             Error::DbTimeout => write!(f, "database: timed out"),
+            Error::NotCommitted => write!(f, "database: the transaction did not commit"),
             Error::Config(msg) => write!(f, "configuration: {msg}"),
         }
     }

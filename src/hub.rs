@@ -11,12 +11,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::watch;
 
-/// Recipients with parked waiters, and the database-health flag the watcher acts on.
+use crate::inbox::key;
+
+/// Recipients with parked waiters, keyed as the unread index keys them.
 #[derive(Debug, Default)]
 pub struct Hub {
     // A std Mutex: it is never held across an .await, and every critical section is a map lookup.
     waiters: Mutex<HashMap<Vec<u8>, watch::Sender<u64>>>,
-    db_failed: AtomicBool,
     watching: AtomicBool,
 }
 
@@ -56,7 +57,7 @@ impl Hub {
         }
     }
 
-    /// Wakes every waiter, e.g. when the database is back after an outage.
+    /// Wakes every waiter (a truncated table: whatever they knew is void).
     pub fn notify_all(&self) {
         for sender in self.lock().values() {
             sender.send_modify(|generation| *generation += 1);
@@ -73,17 +74,6 @@ impl Hub {
     /// How many recipients have at least one waiter.
     pub fn recipient_count(&self) -> usize {
         self.lock().len()
-    }
-
-    /// Records that a waiter's query failed, so the watcher wakes everyone once MySQL answers
-    /// again instead of each waiter retrying on its own timer.
-    pub fn report_db_failure(&self) {
-        self.db_failed.store(true, Ordering::SeqCst);
-    }
-
-    /// Clears the failure flag, saying whether it was set.
-    pub fn take_db_failure(&self) -> bool {
-        self.db_failed.swap(false, Ordering::SeqCst)
     }
 
     /// Records that the watcher has taken its starting mark, so rows from other writers are
@@ -124,21 +114,6 @@ impl Drop for Subscription {
         {
             waiters.remove(&self.key);
         }
-    }
-}
-
-/// The hub key for a recipient. MySQL compares `rec = ?` with the column's collation, usually
-/// case-insensitive and blind to trailing spaces, so `Admin123 ` can be a row for `admin123`.
-/// Folding both the same way makes such a row wake its waiter; a spurious wake only costs a query.
-fn key(recipient: &[u8]) -> Vec<u8> {
-    let end = recipient
-        .iter()
-        .rposition(|&b| b != b' ')
-        .map_or(0, |i| i + 1);
-    let trimmed = &recipient[..end];
-    match std::str::from_utf8(trimmed) {
-        Ok(text) => text.to_lowercase().into_bytes(),
-        Err(_) => trimmed.to_ascii_lowercase(),
     }
 }
 

@@ -11,8 +11,10 @@
 //! - [`php`]: pure emulation of PHP's parsing and encoding; no I/O.
 //! - [`store`]: the only SQL, all parameterized.
 //! - [`hub`]: where waiting requests park until a message may exist for them.
-//! - [`delivery`]: claim-once, release-if-undelivered, oldest first.
-//! - [`watcher`]: one background query that wakes waiters for rows written elsewhere.
+//! - [`delivery`]: storing, and claiming once: a claim commits only after its bytes are handed over.
+//! - [`inbox`]: the unread index, so a claim is a primary-key lookup on the operator's table.
+//! - [`watcher`]: one background task that keeps the index in step and wakes recipients.
+//! - [`limits`]: ceilings on parked polls per client address and per username.
 //! - [`shutdown`]: the signal long-running handlers select on.
 //! - [`compat`]: recording the legacy and replaying recordings against a server.
 
@@ -22,6 +24,8 @@ pub mod delivery;
 pub mod endpoints;
 pub mod error;
 pub mod hub;
+pub mod inbox;
+pub mod limits;
 pub mod php;
 pub mod routes;
 pub mod server;
@@ -67,24 +71,32 @@ pub async fn run_with_hub(
         shutdown.await;
         trigger.fire();
     });
-    let watcher = tokio::spawn(watcher::run(
-        store.clone(),
-        Arc::clone(&hub),
-        config.watch_interval(),
-        config.late_commit_grace(),
-        stop.clone(),
-    ));
-    let mailbox = delivery::Mailbox::new(store.clone(), hub, stop.clone());
+    let inbox = Arc::new(inbox::Inbox::default());
+    let watcher = watcher::Watcher {
+        store: store.clone(),
+        hub: Arc::clone(&hub),
+        inbox: Arc::clone(&inbox),
+        pace: watcher::Pace {
+            interval: config.watch_interval(),
+            grace: config.late_commit_grace(),
+            rescan: config.rescan_interval(),
+        },
+    };
+    let watcher = tokio::spawn(watcher.run(stop.clone()));
+    let mailbox = delivery::Mailbox::new(store.clone(), hub, inbox, stop.clone());
     let grace = config.shutdown_grace();
+    let limits = limits::ParkLimits::new(config.max_polls_per_address, config.max_polls_per_user);
     let app = Arc::new(routes::App {
         config,
         site,
-        store: store.clone(),
         mailbox,
+        limits,
     });
     tracing::info!(addr = ?listener.local_addr().ok(), "serving");
     server::serve(listener, app, stop, grace).await;
-    let _ = watcher.await;
+    if let Err(err) = watcher.await {
+        tracing::error!(%err, "the watcher failed");
+    }
     store.close().await;
     Ok(())
 }

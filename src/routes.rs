@@ -2,6 +2,7 @@
 //! the `$_COOKIE`/`$_POST` a PHP script would have seen.
 
 use std::convert::Infallible;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,9 +14,9 @@ use hyper::{Request, Response, StatusCode};
 use crate::config::Config;
 use crate::delivery::Mailbox;
 use crate::endpoints::{error_page, files, full, pages, poll, send, stream, Body, PhpRequest};
+use crate::limits::ParkLimits;
 use crate::php::{cookie, form};
 use crate::site::{Endpoint, Resource, Site};
-use crate::store::Store;
 
 /// Liveness probe for orchestrators. It starts with a dot-directory, which the site never serves,
 /// so it cannot shadow a file of the legacy docroot.
@@ -32,21 +33,22 @@ pub struct App {
     pub config: Config,
     /// The legacy docroot.
     pub site: Site,
-    /// The `msg` table.
-    pub store: Store,
-    /// Waiting and claiming.
+    /// Storing, waiting and claiming.
     pub mailbox: Mailbox,
+    /// Ceilings on parked polls and streams.
+    pub limits: Arc<ParkLimits>,
 }
 
 /// hyper's service function. Errors never reach hyper: each becomes the answer PHP would give.
 pub async fn handle(
     app: Arc<App>,
+    peer: IpAddr,
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
-    Ok(route(&app, request).await)
+    Ok(route(&app, peer, request).await)
 }
 
-async fn route(app: &App, request: Request<Incoming>) -> Response<Body> {
+async fn route(app: &App, peer: IpAddr, request: Request<Incoming>) -> Response<Body> {
     let path = request.uri().path().to_owned();
     if path == HEALTH_PATH {
         return Response::new(full("ok\n"));
@@ -67,11 +69,19 @@ async fn route(app: &App, request: Request<Incoming>) -> Response<Body> {
             match endpoint {
                 Endpoint::AgentPage => pages::agent(version, script),
                 Endpoint::CustomerPage => pages::customer(version, script, &php),
-                Endpoint::Send => {
-                    send::send(version, script, &php, &app.store, app.mailbox.hub()).await
+                Endpoint::Send => send::send(version, script, &php, &app.mailbox).await,
+                Endpoint::Poll => {
+                    let user = php.cookies.string("username");
+                    let Some(_parked) = app.limits.admit(peer, Some(&user)) else {
+                        return error_page(StatusCode::SERVICE_UNAVAILABLE);
+                    };
+                    let max_park = app.config.max_park();
+                    poll::poll(version, script, &php, &app.mailbox, max_park).await
                 }
-                Endpoint::Poll => poll::poll(version, script, &php, &app.mailbox).await,
-                Endpoint::Stream => stream::stream(version, script, &app.mailbox),
+                Endpoint::Stream => match app.limits.admit(peer, None) {
+                    Some(parked) => stream::stream(version, script, &app.mailbox, parked),
+                    None => error_page(StatusCode::SERVICE_UNAVAILABLE),
+                },
             }
         }
         Resource::OtherScript(printed) => files::other_script(version, printed),

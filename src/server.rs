@@ -22,9 +22,9 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: Shutdown, gra
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(30));
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(err) => {
                     back_off(&err).await;
                     continue;
@@ -35,7 +35,8 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: Shutdown, gra
         // Small writes (one stream chunk per message) must leave at once.
         let _ = stream.set_nodelay(true);
         let app = Arc::clone(&app);
-        let service = service_fn(move |request| routes::handle(Arc::clone(&app), request));
+        let peer = peer.ip();
+        let service = service_fn(move |request| routes::handle(Arc::clone(&app), peer, request));
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             if let Err(err) = connection.await {

@@ -5,26 +5,46 @@
 //! creates or alters it.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
-use mysql_async::{Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, Row, Value};
+use mysql_async::{
+    Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, Row, Transaction, TxOpts, Value,
+};
 
 use crate::error::Error;
 
-/// Oldest unread message first: the legacy had no ORDER BY, but its tables returned rows in
-/// primary-key order, and "in order" is the promise.
-const OLDEST_UNREAD: &str = "SELECT mid FROM msg WHERE rec = ? AND isread = 0 ORDER BY mid LIMIT 1";
-/// Conditional, so two waiters (two tabs, two instances) never both claim one row.
+/// Locks one unread row for a claim and reads it whole, as the legacy's `select *` saw it (before
+/// its UPDATE). `mid` is an integer we hold, so nothing user-controlled enters this SQL; the text
+/// protocol formats every value exactly as mysql_fetch_assoc saw it (dates, decimals, floats).
+fn lock_unread(mid: u64) -> String {
+    format!("SELECT * FROM msg WHERE mid = {mid} AND isread = 0 FOR UPDATE")
+}
+/// Conditional, so two claimants (two tabs, two instances, a MyISAM table without row locks)
+/// never both win one row.
 const CLAIM: &str = "UPDATE msg SET isread = 1 WHERE mid = ? AND isread = 0";
-/// Gives back a claimed message whose client vanished before the answer went out.
+/// Gives back a claimed row whose hand-over failed, where no transaction can do it for us.
 const RELEASE: &str = "UPDATE msg SET isread = 0 WHERE mid = ? AND isread = 1";
 const INSERT: &str = "INSERT INTO msg (rec, pos, content) VALUES (?, ?, ?)";
-/// Also returns the newest row even when it is not newer, so the watcher notices ids going
-/// backwards (TRUNCATE) without a second query.
+/// Whether a row exists: how a send whose COMMIT went unanswered learns whether it was stored.
+const EXISTS: &str = "SELECT COUNT(*) FROM msg WHERE mid = ?";
+/// Every unread row: the one scan of the table, at start-up and on resync. `rec` and `isread`
+/// have no index on the operator's table, so every other lookup goes by primary key.
+const UNREAD: &str = "SELECT mid, rec FROM msg WHERE isread = 0";
+/// New rows above a mark. Also returns the newest row even when it is not newer, so the watcher
+/// notices ids going backwards (TRUNCATE) without a second query.
 const NEWER_THAN: &str =
     "SELECT mid, rec, isread FROM msg WHERE mid > ? OR mid = (SELECT MAX(mid) FROM msg) ORDER BY mid LIMIT ?";
+/// Whether the table can roll a claim back (InnoDB) or not (MyISAM).
+const ENGINE: &str = "SELECT ENGINE FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'msg'";
+/// Lock waits end in an error well before `--db-timeout-ms` would cut the connection, so a row
+/// locked by someone else costs one clean error, not a broken connection.
+const LOCK_WAIT: &str = "SET SESSION innodb_lock_wait_timeout = 1";
 
+/// Longest pause between attempts to learn an insert's outcome while the database is away.
+const MAX_RESOLVE_PAUSE: Duration = Duration::from_secs(2);
 /// How long an idle pooled connection is kept before the pool trims back to none.
 const IDLE_CONNECTION_TTL: Duration = Duration::from_secs(60);
 
@@ -49,11 +69,41 @@ pub struct RecentRow {
     pub is_read: bool,
 }
 
+/// What a claim attempt on one row found.
+#[derive(Debug)]
+pub enum Claim {
+    /// The row is ours until the claim commits or is abandoned.
+    Open(OpenClaim),
+    /// Someone else claimed it first (or it is gone).
+    Taken,
+}
+
+/// A row flagged read inside a transaction that is not yet committed: until
+/// [`OpenClaim::commit`], a crash, a lost connection or [`OpenClaim::abandon`] leaves it unread.
+#[derive(Debug)]
+pub struct OpenClaim {
+    /// The row as it was before the claim (`isread` still `0`, as the legacy fetched it).
+    pub message: Message,
+    tx: Transaction<'static>,
+    store: Store,
+}
+
+/// How an insert ended.
+#[derive(Debug)]
+pub enum Insert {
+    /// Committed, with this id.
+    Stored(u64),
+    /// Certainly not stored.
+    NotStored(Error),
+}
+
 /// A pool of connections to the database holding `msg`.
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: Pool,
     timeout: Duration,
+    /// Whether the table's engine rolls back (InnoDB); MyISAM needs explicit releases.
+    transactional: Arc<AtomicBool>,
 }
 
 impl Store {
@@ -74,71 +124,134 @@ impl Store {
         } else {
             "SET NAMES utf8mb4"
         };
-        let opts = OptsBuilder::from_opts(opts).setup(vec![names]).pool_opts(
-            PoolOpts::default()
-                .with_constraints(constraints)
-                // Without an idle TTL the pool keeps only `min` (0) idle connections and closes
-                // every other one on return: a new TCP connection and handshake per query.
-                .with_inactive_connection_ttl(IDLE_CONNECTION_TTL)
-                // No session state is left behind, so skip the reset round trip on every return.
-                .with_reset_connection(false),
-        );
+        let opts = OptsBuilder::from_opts(opts)
+            .setup(vec![names, LOCK_WAIT])
+            .pool_opts(
+                PoolOpts::default()
+                    .with_constraints(constraints)
+                    // Without an idle TTL the pool keeps only `min` (0) idle connections and
+                    // closes every other one on return: a new connection and handshake per query.
+                    .with_inactive_connection_ttl(IDLE_CONNECTION_TTL)
+                    // No session state is left behind, so skip the reset round trip on return.
+                    .with_reset_connection(false),
+            );
         Ok(Store {
             pool: Pool::new(opts),
             timeout,
+            transactional: Arc::new(AtomicBool::new(true)),
         })
     }
 
-    /// Stores a message as `AJsendmsg.php` did.
-    pub async fn insert_message(
-        &self,
-        recipient: &[u8],
-        sender: &[u8],
-        content: &[u8],
-    ) -> Result<(), Error> {
-        self.bounded(async {
-            let mut conn = self.pool.get_conn().await?;
-            conn.exec_drop(INSERT, (recipient, sender, content)).await?;
-            Ok(())
-        })
-        .await
+    /// Learns the table's engine (once the database answers). Until then claims assume InnoDB.
+    pub async fn detect_engine(&self) -> Result<(), Error> {
+        let engine: Option<String> = self
+            .bounded(async {
+                let mut conn = self.pool.get_conn().await?;
+                Ok(conn.query_first(ENGINE).await?)
+            })
+            .await?;
+        let transactional = !engine.as_deref().is_some_and(|engine| {
+            engine.eq_ignore_ascii_case("MyISAM")
+                || engine.eq_ignore_ascii_case("MEMORY")
+                || engine.eq_ignore_ascii_case("ARIA")
+        });
+        if !transactional {
+            tracing::warn!(
+                ?engine,
+                "msg is not transactional: a crash mid-delivery can lose the messages in flight"
+            );
+        }
+        self.transactional.store(transactional, Ordering::Relaxed);
+        Ok(())
     }
 
-    /// Marks the oldest unread message for `recipient` as read and returns it as it was before
-    /// (`isread` still `0`, as the legacy fetched it before its UPDATE). `None` when there is none.
-    pub async fn claim_oldest_unread(&self, recipient: &[u8]) -> Result<Option<Message>, Error> {
-        self.bounded(async {
-            let mut conn = self.pool.get_conn().await?;
-            loop {
-                let Some(mid) = conn
-                    .exec_first::<u64, _, _>(OLDEST_UNREAD, (recipient,))
-                    .await?
-                else {
-                    return Ok(None);
-                };
-                // The text protocol formats every value exactly as mysql_fetch_assoc saw it
-                // (dates, decimals, floats), which typed binary values would have to imitate.
-                // `mid` is an integer we just read, so nothing user-controlled enters this SQL.
-                let Some(row) = conn
-                    .query_first::<Row, _>(format!("SELECT * FROM msg WHERE mid = {mid}"))
-                    .await?
-                else {
-                    continue;
-                };
-                conn.exec_drop(CLAIM, (mid,)).await?;
-                if conn.affected_rows() == 1 {
-                    return Ok(Some(Message {
-                        mid,
-                        columns: php_strings(row),
-                    }));
-                }
-                // Another waiter claimed it first; try the next one.
+    /// Stores a message as `AJsendmsg.php` did, inside a transaction so that only the COMMIT can
+    /// leave the outcome unknown; then the new id tells whether it was stored.
+    pub async fn insert_message(&self, recipient: &[u8], sender: &[u8], content: &[u8]) -> Insert {
+        let mut mid = None;
+        let attempt = self
+            .bounded(async {
+                let mut tx = self.pool.start_transaction(TxOpts::default()).await?;
+                tx.exec_drop(INSERT, (recipient, sender, content)).await?;
+                mid = tx.last_insert_id();
+                tx.commit().await?;
+                Ok(())
+            })
+            .await;
+        match (attempt, mid) {
+            (Ok(()), Some(mid)) => Insert::Stored(mid),
+            (Ok(()), None) => {
+                Insert::NotStored(Error::Config("msg has no AUTO_INCREMENT id".into()))
             }
+            // No COMMIT was sent: the transaction dies with its connection.
+            (Err(err), None) => Insert::NotStored(err),
+            (Err(err), Some(_)) if err.is_definite() => Insert::NotStored(err),
+            (Err(err), Some(mid)) => {
+                tracing::warn!(mid, %err, "outcome of an insert unknown; asking the database");
+                self.resolve_insert(mid).await
+            }
+        }
+    }
+
+    /// Asks, until the database answers, whether row `mid` exists.
+    async fn resolve_insert(&self, mid: u64) -> Insert {
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let found = self
+                .bounded(async {
+                    let mut conn = self.pool.get_conn().await?;
+                    Ok(conn.exec_first::<u64, _, _>(EXISTS, (mid,)).await?)
+                })
+                .await;
+            match found {
+                Ok(Some(count)) if count > 0 => return Insert::Stored(mid),
+                Ok(_) => return Insert::NotStored(Error::NotCommitted),
+                Err(err) => tracing::debug!(mid, %err, "still asking whether an insert landed"),
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(MAX_RESOLVE_PAUSE);
+        }
+    }
+
+    /// Opens a claim on row `mid`: locks it, reads it as the legacy did, flags it read, and keeps
+    /// the transaction open until the caller commits or abandons it.
+    pub async fn claim(&self, mid: u64) -> Result<Claim, Error> {
+        self.bounded(async {
+            let mut tx = self.pool.start_transaction(TxOpts::default()).await?;
+            let Some(row) = tx.query_first::<Row, _>(lock_unread(mid)).await? else {
+                tx.rollback().await?;
+                return Ok(Claim::Taken);
+            };
+            tx.exec_drop(CLAIM, (mid,)).await?;
+            if tx.affected_rows() != 1 {
+                // Only without row locks (MyISAM): another claimant flagged it in between.
+                tx.rollback().await?;
+                return Ok(Claim::Taken);
+            }
+            Ok(Claim::Open(OpenClaim {
+                message: Message {
+                    mid,
+                    columns: php_strings(row),
+                },
+                tx,
+                store: self.clone(),
+            }))
         })
         .await
     }
 
-    /// Makes a claimed message unread again.
+    /// Flags row `mid` read outside any claim, saying whether this call did it. Used to settle a
+    /// claim whose COMMIT went unanswered.
+    pub async fn flag_read(&self, mid: u64) -> Result<bool, Error> {
+        self.bounded(async {
+            let mut conn = self.pool.get_conn().await?;
+            conn.exec_drop(CLAIM, (mid,)).await?;
+            Ok(conn.affected_rows() == 1)
+        })
+        .await
+    }
+
+    /// Makes row `mid` unread again.
     pub async fn release(&self, mid: u64) -> Result<(), Error> {
         self.bounded(async {
             let mut conn = self.pool.get_conn().await?;
@@ -148,22 +261,53 @@ impl Store {
         .await
     }
 
+    /// Every unread row's id and recipient: one scan of the table.
+    pub async fn unread(&self) -> Result<Vec<(u64, Vec<u8>)>, Error> {
+        // A large table takes a while to scan; this is not a request's deadline.
+        let scan = async {
+            let mut conn = self.pool.get_conn().await?;
+            let rows = conn
+                .query_map(UNREAD, |(mid, rec): (u64, Option<Vec<u8>>)| {
+                    (mid, rec.unwrap_or_default())
+                })
+                .await?;
+            Ok(rows)
+        };
+        tokio::time::timeout(self.timeout * 20, scan)
+            .await
+            .unwrap_or(Err(Error::DbTimeout))
+    }
+
     /// Rows with `mid` above `after`, oldest first, at most `limit`; plus the newest row.
     pub async fn rows_after(&self, after: u64, limit: u64) -> Result<Vec<RecentRow>, Error> {
         self.bounded(async {
             let mut conn = self.pool.get_conn().await?;
-            let rows = conn
-                .exec_map(
-                    NEWER_THAN,
-                    (after, limit),
-                    |(mid, rec, isread): (u64, Option<Vec<u8>>, Option<i64>)| RecentRow {
-                        mid,
-                        recipient: rec.unwrap_or_default(),
-                        is_read: isread.unwrap_or(0) != 0,
-                    },
+            Ok(conn
+                .exec_map(NEWER_THAN, (after, limit), recent_row)
+                .await?)
+        })
+        .await
+    }
+
+    /// The rows among `mids` that exist now (late commits filling holes).
+    pub async fn rows_among(&self, mids: &[u64]) -> Result<Vec<RecentRow>, Error> {
+        if mids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Integers we hold, so the list is safe to inline; one statement however many.
+        let list = mids
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        self.bounded(async {
+            let mut conn = self.pool.get_conn().await?;
+            Ok(conn
+                .query_map(
+                    format!("SELECT mid, rec, isread FROM msg WHERE mid IN ({list})"),
+                    recent_row,
                 )
-                .await?;
-            Ok(rows)
+                .await?)
         })
         .await
     }
@@ -179,6 +323,36 @@ impl Store {
         tokio::time::timeout(self.timeout, work)
             .await
             .unwrap_or(Err(Error::DbTimeout))
+    }
+}
+
+impl OpenClaim {
+    /// Makes the claim permanent. An error leaves the outcome unknown unless
+    /// [`Error::is_definite`] says the transaction certainly did not commit.
+    pub async fn commit(self) -> Result<(), Error> {
+        let store = self.store;
+        store.bounded(async { Ok(self.tx.commit().await?) }).await
+    }
+
+    /// Gives the row back: the transaction rolls back, and on a table without transactions the
+    /// flag is reset explicitly.
+    pub async fn abandon(self) -> Result<(), Error> {
+        let (store, mid) = (self.store, self.message.mid);
+        store
+            .bounded(async { Ok(self.tx.rollback().await?) })
+            .await?;
+        if !store.transactional.load(Ordering::Relaxed) {
+            store.release(mid).await?;
+        }
+        Ok(())
+    }
+}
+
+fn recent_row((mid, rec, isread): (u64, Option<Vec<u8>>, Option<i64>)) -> RecentRow {
+    RecentRow {
+        mid,
+        recipient: rec.unwrap_or_default(),
+        is_read: isread.unwrap_or(0) != 0,
     }
 }
 

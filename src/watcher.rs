@@ -1,152 +1,293 @@
-//! The watcher: one background query per instance that finds messages written by anyone but this
-//! instance (the legacy PHP during a migration, another instance, a direct INSERT) and wakes their
-//! recipients. It also wakes everyone when MySQL comes back after an outage.
+//! The watcher: one background task per instance that keeps the unread index ([`Inbox`]) in step
+//! with the table and wakes the recipients of rows written by anyone but this instance (the
+//! legacy PHP during a migration, another instance, a direct INSERT).
 //!
-//! Its cost does not grow with the number of waiting clients: it reads the rows newer than a
-//! low-water mark by primary key. The mark is not a plain "highest id seen": auto-increment ids
-//! are handed out at insert but become visible at commit, so id 7 can appear after id 8. The mark
-//! only moves past an id once that id has been seen, or has stayed missing under newer rows for
-//! the late-commit grace (then it was rolled back, or belongs to another server's
-//! auto_increment_offset).
+//! Its cost does not grow with the number of waiting clients or the size of the table: each tick
+//! reads the rows above the highest id seen, by primary key, page after page until none is left.
+//! Ids are handed out at insert but become visible at commit, so a lower id can appear after a
+//! higher one; and under `auto_increment_increment` (Galera, multi-master) or after rollbacks
+//! some ids never appear at all. Every id skipped below the highest is a *hole* with a grace of
+//! its own, looked up again by primary key on a doubling schedule until it appears or its grace
+//! ends. Holes are bounded in number and in lookups per tick; what falls outside those bounds
+//! (and rows made unread again by hand) is caught by the rescan, one scan of the unread rows at
+//! a long interval.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use crate::hub::Hub;
+use crate::inbox::Inbox;
 use crate::shutdown::Shutdown;
 use crate::store::{RecentRow, Store};
 
-/// Most rows read per tick; more wait for the next tick.
-const BATCH: u64 = 5_000;
+/// Rows read per query; a larger burst takes several queries in the same tick.
+const PAGE: u64 = 5_000;
+/// Most holes remembered; beyond it the oldest are left to the rescan.
+const MAX_HOLES: usize = 20_000;
+/// Most holes looked up per tick.
+const HOLE_LOOKUPS_PER_TICK: usize = 1_000;
+/// Ids just below the newest row at start-up that are checked for late commits.
+const STARTUP_WINDOW: u64 = 1_000;
 /// Longest pause between attempts while MySQL is unreachable.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// How the watcher paces itself.
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    /// Pause between ticks.
+    pub interval: Duration,
+    /// How long a hole is awaited.
+    pub grace: Duration,
+    /// Pause between full rescans of the unread rows; `None` never rescans.
+    pub rescan: Option<Duration>,
+}
+
+/// An id not seen below the highest id seen.
+#[derive(Debug, Clone, Copy)]
+struct Hole {
+    since: Instant,
+    next_lookup: Instant,
+    lookups: u32,
+}
 
 /// Which ids the watcher has accounted for.
 #[derive(Debug, Default)]
 pub struct Progress {
-    /// Every id up to here is settled (seen or given up on).
-    low: u64,
-    /// Ids above `low` already seen.
-    seen: BTreeSet<u64>,
-    /// Since when `low + 1` has been missing below a newer row.
-    missing_since: Option<(u64, Instant)>,
+    /// The highest id seen.
+    high: u64,
+    /// Ids below `high` not seen yet, still within their grace.
+    holes: BTreeMap<u64, Hole>,
 }
 
 impl Progress {
-    /// Starts after `low`: rows up to it are found by the waiters' own first query.
-    pub fn starting_after(low: u64) -> Progress {
-        Progress {
-            low,
-            ..Progress::default()
+    /// Starts above `high`, with the ids missing among `known` (ids at or below `high`) as holes.
+    pub fn starting_at(high: u64, known: &[u64], now: Instant) -> Progress {
+        let mut progress = Progress::default();
+        let floor = known.first().copied().unwrap_or(high);
+        progress.note_holes(floor, high, now);
+        for mid in known {
+            progress.holes.remove(mid);
         }
+        progress.high = high;
+        progress
     }
 
-    /// The id to read after.
-    pub fn low(&self) -> u64 {
-        self.low
+    /// The highest id seen.
+    pub fn high(&self) -> u64 {
+        self.high
     }
 
-    /// Takes in one batch; returns the recipients of unread rows not seen before.
-    pub fn observe(&mut self, rows: &[RecentRow], now: Instant, grace: Duration) -> Vec<Vec<u8>> {
-        let mut to_wake = Vec::new();
+    /// How many holes are awaited.
+    pub fn hole_count(&self) -> usize {
+        self.holes.len()
+    }
+
+    /// Takes in rows; returns the unread ones not seen before.
+    pub fn observe<'a>(&mut self, rows: &'a [RecentRow], now: Instant) -> Vec<&'a RecentRow> {
+        let mut fresh = Vec::new();
         for row in rows {
-            if row.mid > self.low && self.seen.insert(row.mid) && !row.is_read {
-                to_wake.push(row.recipient.clone());
+            let new = if row.mid > self.high {
+                self.note_holes(self.high, row.mid, now);
+                self.high = row.mid;
+                true
+            } else {
+                self.holes.remove(&row.mid).is_some()
+            };
+            if new && !row.is_read {
+                fresh.push(row);
             }
         }
-        self.advance(now, grace);
-        to_wake
+        fresh
     }
 
-    fn advance(&mut self, now: Instant, grace: Duration) {
-        while let Some(&next_seen) = self.seen.first() {
-            if next_seen == self.low + 1 {
-                self.seen.pop_first();
-                self.low = next_seen;
-                continue;
+    /// The holes to look up now (each then waits twice as long as before), after dropping those
+    /// whose grace has ended.
+    pub fn holes_due(&mut self, now: Instant, grace: Duration, base: Duration) -> Vec<u64> {
+        self.holes
+            .retain(|_, hole| now.duration_since(hole.since) < grace);
+        let mut due = Vec::new();
+        for (&mid, hole) in self.holes.iter_mut() {
+            if due.len() == HOLE_LOOKUPS_PER_TICK {
+                break;
             }
-            // A hole below a visible row: wait for it to commit, but not forever.
-            match self.missing_since {
-                Some((low, since)) if low == self.low => {
-                    if now.duration_since(since) < grace {
-                        return;
-                    }
-                    self.low = next_seen - 1;
-                }
-                _ => {
-                    self.missing_since = Some((self.low, now));
-                    return;
-                }
+            if hole.next_lookup <= now {
+                hole.lookups += 1;
+                hole.next_lookup = now + base * 2u32.saturating_pow(hole.lookups.min(16));
+                due.push(mid);
             }
+        }
+        due
+    }
+
+    /// Records the ids strictly between `below` and `above` as holes, the newest first when
+    /// there are more than fit.
+    fn note_holes(&mut self, below: u64, above: u64, now: Instant) {
+        let first = below
+            .saturating_add(1)
+            .max(above.saturating_sub(MAX_HOLES as u64));
+        for mid in first..above {
+            self.holes.insert(
+                mid,
+                Hole {
+                    since: now,
+                    next_lookup: now,
+                    lookups: 0,
+                },
+            );
+        }
+        while self.holes.len() > MAX_HOLES {
+            self.holes.pop_first();
         }
     }
 }
 
-/// Runs until shutdown.
-pub async fn run(
-    store: Store,
-    hub: Arc<Hub>,
-    interval: Duration,
-    grace: Duration,
-    shutdown: Shutdown,
-) {
-    // Start above every possible id: the first tick then sees the newest row below the mark,
-    // takes the table's end as its start and wakes everyone, exactly as after a TRUNCATE, so a
-    // row that landed between a waiter's first query and the start is not skipped.
-    let mut progress = Progress::starting_after(u64::MAX);
-    let mut healthy = true;
-    let mut pause = interval;
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(pause) => {}
-            () = shutdown.wait() => return,
+/// The watcher's moving parts.
+#[derive(Debug, Clone)]
+pub struct Watcher {
+    /// The table.
+    pub store: Store,
+    /// Whom to wake.
+    pub hub: Arc<Hub>,
+    /// The unread index it keeps.
+    pub inbox: Arc<Inbox>,
+    /// Its pace.
+    pub pace: Pace,
+}
+
+impl Watcher {
+    /// Runs until shutdown.
+    pub async fn run(self, shutdown: Shutdown) {
+        let mut state: Option<(Progress, Instant)> = None;
+        let mut pause = Duration::ZERO;
+        let mut healthy = true;
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                () = shutdown.wait() => return,
+            }
+            let result = match state.as_mut() {
+                None => self.start().await.map(|progress| {
+                    state = Some((progress, Instant::now()));
+                }),
+                Some((progress, rescanned)) => self.tick(progress, rescanned).await,
+            };
+            match result {
+                Ok(()) => {
+                    if !healthy {
+                        tracing::info!("database reachable again");
+                    }
+                    healthy = true;
+                    pause = self.pace.interval;
+                }
+                Err(err) => {
+                    if healthy {
+                        tracing::warn!(%err, "database unreachable; waiting requests stay parked");
+                    }
+                    healthy = false;
+                    pause = (pause * 2).clamp(self.pace.interval, MAX_BACKOFF);
+                }
+            }
         }
-        match tick(&store, &hub, &mut progress, grace).await {
-            Ok(()) => {
-                if !healthy {
-                    tracing::info!("database reachable again; waking every waiter");
+    }
+
+    /// The one full scan: every unread row into the index, and the end of the table as the mark.
+    async fn start(&self) -> Result<Progress, crate::Error> {
+        if let Err(err) = self.store.detect_engine().await {
+            tracing::warn!(%err, "could not read the table's engine; assuming InnoDB");
+        }
+        let high = self
+            .store
+            .rows_after(u64::MAX, 1)
+            .await?
+            .last()
+            .map_or(0, |newest| newest.mid);
+        let recent = self
+            .store
+            .rows_after(high.saturating_sub(STARTUP_WINDOW), STARTUP_WINDOW + 1)
+            .await?;
+        let known: Vec<u64> = recent
+            .iter()
+            .map(|row| row.mid)
+            .filter(|&mid| mid <= high)
+            .collect();
+        self.rescan().await?;
+        tracing::info!(
+            end = high,
+            unread = self.inbox.unread_count(),
+            "watching msg"
+        );
+        self.hub.mark_watching();
+        Ok(Progress::starting_at(high, &known, Instant::now()))
+    }
+
+    async fn tick(
+        &self,
+        progress: &mut Progress,
+        rescanned: &mut Instant,
+    ) -> Result<(), crate::Error> {
+        loop {
+            let rows = self.store.rows_after(progress.high(), PAGE).await?;
+            if let Some(newest) = rows.last().filter(|newest| newest.mid < progress.high()) {
+                // The newest id is below the mark: the table was emptied or recreated
+                // (TRUNCATE resets AUTO_INCREMENT). Everything known is void.
+                tracing::info!(
+                    end = newest.mid,
+                    "msg was truncated; watching it from its newest row"
+                );
+                *progress = Progress::starting_at(newest.mid, &[], Instant::now());
+                self.rescan().await?;
+                *rescanned = Instant::now();
+                self.hub.notify_all();
+                return Ok(());
+            }
+            let new_rows = rows.iter().filter(|row| row.mid > progress.high()).count();
+            self.take_in(progress, &rows);
+            if (new_rows as u64) < PAGE {
+                break;
+            }
+        }
+        let due = progress.holes_due(Instant::now(), self.pace.grace, self.pace.interval);
+        if !due.is_empty() {
+            let found = self.store.rows_among(&due).await?;
+            self.take_in(progress, &found);
+        }
+        if self
+            .pace
+            .rescan
+            .is_some_and(|every| rescanned.elapsed() >= every)
+        {
+            self.rescan().await?;
+            *rescanned = Instant::now();
+        }
+        Ok(())
+    }
+
+    fn take_in(&self, progress: &mut Progress, rows: &[RecentRow]) {
+        for row in progress.observe(rows, Instant::now()) {
+            self.inbox.add(row.mid, &row.recipient);
+            self.hub.notify(&row.recipient);
+        }
+    }
+
+    /// Replaces the index with a scan of the unread rows, waking whoever gained one.
+    async fn rescan(&self) -> Result<(), crate::Error> {
+        self.inbox.begin_rescan();
+        match self.store.unread().await {
+            Ok(rows) => {
+                for recipient in self.inbox.finish_rescan(rows) {
+                    self.hub.notify(&recipient);
                 }
-                if !healthy | hub.take_db_failure() {
-                    hub.notify_all();
-                }
-                hub.mark_watching();
-                healthy = true;
-                pause = interval;
+                Ok(())
             }
             Err(err) => {
-                if healthy {
-                    tracing::warn!(%err, "database unreachable; waiting requests stay parked");
-                }
-                healthy = false;
-                pause = (pause * 2).min(MAX_BACKOFF).max(interval);
+                self.inbox.cancel_rescan();
+                Err(err)
             }
         }
     }
-}
-
-async fn tick(
-    store: &Store,
-    hub: &Hub,
-    progress: &mut Progress,
-    grace: Duration,
-) -> Result<(), crate::Error> {
-    let rows = store.rows_after(progress.low(), BATCH).await?;
-    if let Some(newest) = rows.last().filter(|newest| newest.mid < progress.low()) {
-        // The newest id is below the mark: this is the first tick, or the table was emptied or
-        // recreated (TRUNCATE resets AUTO_INCREMENT). Watch from its end, and wake everyone for
-        // the rows already there.
-        tracing::info!(end = newest.mid, "watching msg from its newest row");
-        *progress = Progress::starting_after(newest.mid);
-        hub.notify_all();
-        return Ok(());
-    }
-    for recipient in progress.observe(&rows, Instant::now(), grace) {
-        hub.notify(&recipient);
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -162,40 +303,73 @@ mod tests {
     }
 
     const GRACE: Duration = Duration::from_secs(30);
+    const TICK: Duration = Duration::from_millis(200);
 
-    #[test]
-    fn wakes_each_unread_row_once() {
-        let now = Instant::now();
-        let mut progress = Progress::starting_after(0);
-        assert_eq!(
-            progress.observe(&[row(1, "a", false), row(2, "b", true)], now, GRACE),
-            vec![b"a".to_vec()]
-        );
-        assert_eq!(progress.low(), 2);
-        assert!(progress.observe(&[], now, GRACE).is_empty());
+    fn mids(rows: Vec<&RecentRow>) -> Vec<u64> {
+        rows.into_iter().map(|row| row.mid).collect()
     }
 
     #[test]
-    fn a_late_commit_below_a_newer_row_is_still_seen() {
+    fn each_unread_row_is_fresh_once() {
         let now = Instant::now();
-        let mut progress = Progress::starting_after(0);
-        progress.observe(&[row(1, "a", false), row(3, "c", false)], now, GRACE);
-        assert_eq!(progress.low(), 1, "id 2 is not committed yet");
-        // Next tick re-reads from 1: row 3 is not woken twice, the late row 2 is.
-        let woken = progress.observe(&[row(2, "b", false), row(3, "c", false)], now, GRACE);
-        assert_eq!(woken, vec![b"b".to_vec()]);
-        assert_eq!(progress.low(), 3);
+        let mut progress = Progress::starting_at(0, &[], now);
+        let rows = [row(1, "a", false), row(2, "b", true)];
+        assert_eq!(mids(progress.observe(&rows, now)), vec![1]);
+        assert!(progress.observe(&rows, now).is_empty());
+        assert_eq!(progress.high(), 2);
     }
 
     #[test]
-    fn a_hole_is_given_up_after_the_grace() {
+    fn a_late_commit_below_a_newer_row_is_fresh_when_it_appears() {
+        let now = Instant::now();
+        let mut progress = Progress::starting_at(0, &[], now);
+        progress.observe(&[row(1, "a", false), row(3, "c", false)], now);
+        assert_eq!(progress.holes_due(now, GRACE, TICK), vec![2]);
+        assert_eq!(mids(progress.observe(&[row(2, "b", false)], now)), vec![2]);
+        assert_eq!(progress.hole_count(), 0);
+    }
+
+    #[test]
+    fn holes_are_looked_up_on_a_doubling_schedule_and_dropped_after_their_grace() {
         let start = Instant::now();
-        let mut progress = Progress::starting_after(10);
-        progress.observe(&[row(12, "a", false)], start, GRACE);
-        assert_eq!(progress.low(), 10);
-        progress.observe(&[row(12, "a", false)], start + GRACE / 2, GRACE);
-        assert_eq!(progress.low(), 10);
-        progress.observe(&[row(12, "a", false)], start + GRACE, GRACE);
-        assert_eq!(progress.low(), 12);
+        let mut progress = Progress::starting_at(10, &[10], start);
+        progress.observe(&[row(12, "a", false)], start);
+        assert_eq!(progress.holes_due(start, GRACE, TICK), vec![11]);
+        assert!(progress.holes_due(start + TICK, GRACE, TICK).is_empty());
+        assert_eq!(progress.holes_due(start + TICK * 2, GRACE, TICK), vec![11]);
+        assert!(progress.holes_due(start + TICK * 5, GRACE, TICK).is_empty());
+        assert_eq!(progress.holes_due(start + TICK * 6, GRACE, TICK), vec![11]);
+        assert!(progress.holes_due(start + GRACE, GRACE, TICK).is_empty());
+        assert_eq!(progress.hole_count(), 0);
+    }
+
+    #[test]
+    fn ids_spaced_by_three_never_stall_new_rows() {
+        let now = Instant::now();
+        let mut progress = Progress::starting_at(0, &[], now);
+        let burst: Vec<RecentRow> = (0..8_000).map(|i| row(1 + 3 * i, "other", false)).collect();
+        assert_eq!(progress.observe(&burst, now).len(), 8_000);
+        let next = [row(1 + 3 * 8_000, "customer", false)];
+        assert_eq!(mids(progress.observe(&next, now)), vec![24_001]);
+        assert!(progress.hole_count() <= MAX_HOLES);
+    }
+
+    #[test]
+    fn holes_are_bounded_in_number_and_lookups_per_tick() {
+        let now = Instant::now();
+        let mut progress = Progress::starting_at(0, &[], now);
+        progress.observe(&[row(1_000_000, "a", false)], now);
+        assert_eq!(progress.hole_count(), MAX_HOLES);
+        assert_eq!(
+            progress.holes_due(now, GRACE, TICK).len(),
+            HOLE_LOOKUPS_PER_TICK
+        );
+    }
+
+    #[test]
+    fn at_start_up_missing_ids_below_the_end_are_holes() {
+        let now = Instant::now();
+        let progress = Progress::starting_at(10, &[7, 8, 10], now);
+        assert_eq!(progress.hole_count(), 1, "9 may still commit");
     }
 }

@@ -6,35 +6,60 @@
 //! while(true){ … if(!empty($row)){ update … set isread=1 …; echo json_encode($row); exit(); } sleep(1); }
 //! ```
 //!
-//! Held without a timeout, as the legacy did: its page never retries after an error, so an
-//! answer without a message would silently end the customer's chat. The request parks on the
-//! hub (no query while it waits) and leaves when the client disconnects or the server stops.
+//! Held without a timeout by default, as the legacy did: its page never retries after an error,
+//! so an error answer would silently end the customer's chat. `--max-park-ms` answers a poll that
+//! waited that long with `null`, which the unchanged page takes as "poll again" and shows
+//! nothing for. The request parks on the hub (no query while it waits) and leaves when the
+//! client disconnects or the server stops.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::{Response, StatusCode};
 
-use super::{error_page, message_json, php_response, Body, PhpRequest};
-use crate::delivery::{Claimed, Mailbox};
+use super::{error_page, full, message_json, php_response, Body, PhpRequest, Undelivered};
+use crate::delivery::{Claimed, Mailbox, Settled};
 use crate::php::{self, script::Script};
 
+/// What the page's own poll loop takes as "nothing yet": jQuery parses `null`, the page's success
+/// handler schedules the next poll and then stops at `res.content` before printing anything.
+const NOTHING_YET: &[u8] = b"null";
+
 /// Waits for the caller's oldest unread message and answers it as PHP's `json_encode($row)`.
+/// With `max_park` set, a poll that waited that long is answered [`NOTHING_YET`].
 pub async fn poll(
     version: php::Version,
     script: &Script,
     request: &PhpRequest,
     mailbox: &Mailbox,
+    max_park: Option<Duration>,
 ) -> Response<Body> {
     let recipient = request.cookies.string("username");
-    let Some(claimed) = mailbox.next(&recipient).await else {
+    let claimed = match max_park {
+        None => mailbox.next(&recipient).await,
+        Some(limit) => match tokio::time::timeout(limit, mailbox.next(&recipient)).await {
+            Ok(claimed) => claimed,
+            Err(_) => return php_response(version, None, full(script.around(NOTHING_YET))),
+        },
+    };
+    let Some(claimed) = claimed else {
         // Shutting down: the legacy (PHP-FPM restarted) also ended these with an error.
         return error_page(StatusCode::SERVICE_UNAVAILABLE);
     };
     let bytes = script.around(&message_json(claimed.message()));
+    if bytes.is_empty() {
+        // json_encode returned false (invalid UTF-8): PHP marked the row read and sent nothing.
+        // There is no last byte to hold back, so the claim commits before the answer.
+        return match claimed.handed_over().await {
+            Ok(true) => php_response(version, None, full(bytes)),
+            _ => error_page(StatusCode::SERVICE_UNAVAILABLE),
+        };
+    }
     php_response(
         version,
         None,
@@ -42,51 +67,82 @@ pub async fn poll(
     )
 }
 
-/// A response body that counts its message as delivered only when hyper takes the bytes to write
-/// them. Dropped unsent (client gone, HEAD request), the message is released for the next poll.
-struct ClaimedBody {
-    bytes: Option<Bytes>,
-    claimed: Option<Claimed>,
+/// A response body that hands its bytes over in two parts: all but the last byte, which commits
+/// the claim, then the last byte once the claim committed. Dropped unsent (client gone, HEAD),
+/// the claim rolls back and the message stays for the next poll.
+enum ClaimedBody {
+    Unsent {
+        first: Bytes,
+        last: Bytes,
+        claimed: Claimed,
+    },
+    Settling {
+        last: Bytes,
+        settled: Settled,
+        len: u64,
+    },
+    Done,
 }
 
 impl ClaimedBody {
     fn new(bytes: Vec<u8>, claimed: Claimed) -> ClaimedBody {
-        if bytes.is_empty() {
-            // json_encode returned false (invalid UTF-8): PHP marked the row read and sent
-            // nothing. hyper never polls an empty body, so there is nothing to wait for.
-            claimed.hand_over();
-            return ClaimedBody {
-                bytes: None,
-                claimed: None,
-            };
-        }
-        ClaimedBody {
-            bytes: Some(bytes.into()),
-            claimed: Some(claimed),
+        let (first, last) = super::split_last(bytes);
+        ClaimedBody::Unsent {
+            first,
+            last,
+            claimed,
         }
     }
 }
 
 impl http_body::Body for ClaimedBody {
     type Data = Bytes;
-    type Error = std::convert::Infallible;
+    type Error = Undelivered;
 
     fn poll_frame(
         self: Pin<&mut Self>,
-        _: &mut Context<'_>,
+        cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.get_mut();
-        if let Some(claimed) = this.claimed.take() {
-            claimed.hand_over();
+        match std::mem::replace(this, ClaimedBody::Done) {
+            ClaimedBody::Unsent {
+                first,
+                last,
+                claimed,
+            } => {
+                let len = last.len() as u64;
+                *this = ClaimedBody::Settling {
+                    last,
+                    settled: claimed.handed_over(),
+                    len,
+                };
+                Poll::Ready(Some(Ok(Frame::data(first))))
+            }
+            ClaimedBody::Settling {
+                last,
+                mut settled,
+                len,
+            } => match Pin::new(&mut settled).poll(cx) {
+                Poll::Pending => {
+                    *this = ClaimedBody::Settling { last, settled, len };
+                    Poll::Pending
+                }
+                Poll::Ready(Ok(true)) => Poll::Ready(Some(Ok(Frame::data(last)))),
+                Poll::Ready(_) => Poll::Ready(Some(Err(Undelivered))),
+            },
+            ClaimedBody::Done => Poll::Ready(None),
         }
-        Poll::Ready(this.bytes.take().map(|bytes| Ok(Frame::data(bytes))))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.bytes.is_none()
+        matches!(self, ClaimedBody::Done)
     }
 
     fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.bytes.as_ref().map_or(0, |bytes| bytes.len() as u64))
+        SizeHint::with_exact(match self {
+            ClaimedBody::Unsent { first, last, .. } => (first.len() + last.len()) as u64,
+            ClaimedBody::Settling { len, .. } => *len,
+            ClaimedBody::Done => 0,
+        })
     }
 }

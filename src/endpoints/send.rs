@@ -12,34 +12,29 @@
 use hyper::Response;
 
 use super::{around, php_response, Body, PhpRequest};
-use crate::hub::Hub;
+use crate::delivery::Mailbox;
 use crate::php;
 use crate::php::script::Script;
-use crate::store::Store;
 
 /// The legacy's answer to a stored message.
 pub const STORED: &[u8] = b"OK";
 /// The legacy's answer to a failed insert, typo and all: the pages compare against `'OK'` only,
-/// but operators' scripts may grep for this.
+/// but operators' scripts may grep for this. It means "not stored": an insert whose outcome is
+/// unknown is settled with the database before the answer goes out.
 pub const FAILED: &[u8] = b"FIAL";
 
-/// Inserts the message and wakes its recipient's waiters on this instance at once (other
-/// instances find it through their watcher).
+/// Inserts the message and answers as the legacy did.
 pub async fn send(
     version: php::Version,
     script: &Script,
     request: &PhpRequest,
-    store: &Store,
-    hub: &Hub,
+    mailbox: &Mailbox,
 ) -> Response<Body> {
     let recipient = request.post.string("rec");
     let content = request.post.string("content");
     let sender = request.cookies.string("username");
-    let answer = match store.insert_message(&recipient, &sender, &content).await {
-        Ok(()) => {
-            hub.notify(&recipient);
-            STORED
-        }
+    let answer = match mailbox.send(&recipient, &sender, &content).await {
+        Ok(()) => STORED,
         Err(err) => {
             tracing::warn!(%err, "message not stored");
             FAILED

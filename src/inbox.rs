@@ -1,0 +1,185 @@
+//! The unread index: which unread rows exist for whom, by primary key, kept in memory so that a
+//! claim is a primary-key lookup and a waiting client with nothing unread costs no query at all.
+//!
+//! The operator's table has no index on `rec` or `isread`, and legacy tables are never purged:
+//! asking MySQL "the oldest unread row for X" scans the whole table, once per waiting client per
+//! wake-up. Instead the table is scanned once at start-up (and again, rarely, as a safety net:
+//! see the watcher), and every row written since is learnt from the watcher or from our own
+//! inserts. The index may hold stale entries (a row another instance or the legacy already
+//! claimed); a claim finds those out by primary key and drops them. It never misses an unread
+//! row for longer than the watcher takes to see it.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Mutex;
+
+/// Unread row ids by recipient key (see [`key`]).
+#[derive(Debug, Default)]
+pub struct Inbox {
+    // A std Mutex: never held across an .await; every critical section is a few map operations.
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    unread: HashMap<Vec<u8>, BTreeSet<u64>>,
+    /// Rows a claim on this instance is working on, so a second local waiter tries the next.
+    claiming: HashSet<u64>,
+    /// Rows added while a rescan runs, kept beside the scan's result when it is swapped in.
+    added_during_rescan: Option<Vec<(u64, Vec<u8>)>>,
+}
+
+impl Inbox {
+    /// Records an unread row for `recipient`.
+    pub fn add(&self, mid: u64, recipient: &[u8]) {
+        let key = key(recipient);
+        let mut inner = self.lock();
+        if let Some(added) = inner.added_during_rescan.as_mut() {
+            added.push((mid, key.clone()));
+        }
+        inner.unread.entry(key).or_default().insert(mid);
+    }
+
+    /// The oldest unread row for `recipient` that no local claim is working on, now marked as
+    /// being claimed. Pair with [`Inbox::claimed`] or [`Inbox::unclaimed`].
+    pub fn next_to_claim(&self, recipient: &[u8]) -> Option<u64> {
+        let key = key(recipient);
+        let mut inner = self.lock();
+        let Inner {
+            unread, claiming, ..
+        } = &mut *inner;
+        let mid = *unread
+            .get(&key)?
+            .iter()
+            .find(|mid| !claiming.contains(mid))?;
+        claiming.insert(mid);
+        Some(mid)
+    }
+
+    /// The row is read (claimed here or elsewhere): forget it.
+    pub fn claimed(&self, mid: u64, recipient: &[u8]) {
+        let key = key(recipient);
+        let mut inner = self.lock();
+        inner.claiming.remove(&mid);
+        if let Some(mids) = inner.unread.get_mut(&key) {
+            mids.remove(&mid);
+            if mids.is_empty() {
+                inner.unread.remove(&key);
+            }
+        }
+    }
+
+    /// The claim did not happen; the row stays unread and claimable.
+    pub fn unclaimed(&self, mid: u64) {
+        self.lock().claiming.remove(&mid);
+    }
+
+    /// Whether anything unread is known for `recipient` (tests and metrics).
+    pub fn has_unread(&self, recipient: &[u8]) -> bool {
+        self.lock().unread.contains_key(&key(recipient))
+    }
+
+    /// How many unread rows are known.
+    pub fn unread_count(&self) -> usize {
+        self.lock().unread.values().map(BTreeSet::len).sum()
+    }
+
+    /// Starts a rescan: rows added from now on survive the swap in [`Inbox::finish_rescan`].
+    pub fn begin_rescan(&self) {
+        self.lock().added_during_rescan = Some(Vec::new());
+    }
+
+    /// Replaces the index with a full scan's result (plus rows added meanwhile); returns the
+    /// recipients that gained a row the index did not know, who may be waiting for it.
+    pub fn finish_rescan(&self, scanned: Vec<(u64, Vec<u8>)>) -> Vec<Vec<u8>> {
+        let mut fresh: HashMap<Vec<u8>, BTreeSet<u64>> = HashMap::new();
+        for (mid, recipient) in scanned {
+            fresh.entry(key(&recipient)).or_default().insert(mid);
+        }
+        let mut inner = self.lock();
+        for (mid, key) in inner.added_during_rescan.take().unwrap_or_default() {
+            fresh.entry(key).or_default().insert(mid);
+        }
+        let gained = fresh
+            .iter()
+            .filter(|(key, mids)| {
+                inner
+                    .unread
+                    .get(*key)
+                    .is_none_or(|known| !mids.is_subset(known))
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        inner.unread = fresh;
+        gained
+    }
+
+    /// Abandons a rescan that failed.
+    pub fn cancel_rescan(&self) {
+        self.lock().added_during_rescan = None;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // Every critical section leaves the maps consistent, so a poisoned lock is still usable.
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The key a recipient is filed under. MySQL compares `rec = ?` with the column's collation,
+/// usually case-insensitive and blind to trailing spaces, so `Admin123 ` is a row for
+/// `admin123`, as it was under the legacy's `where rec='$rec'`. Folding both sides the same way
+/// keeps that.
+pub fn key(recipient: &[u8]) -> Vec<u8> {
+    let end = recipient
+        .iter()
+        .rposition(|&b| b != b' ')
+        .map_or(0, |i| i + 1);
+    let trimmed = &recipient[..end];
+    match std::str::from_utf8(trimmed) {
+        Ok(text) => text.to_lowercase().into_bytes(),
+        Err(_) => trimmed.to_ascii_lowercase(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oldest_first_and_each_row_to_one_local_claimant() {
+        let inbox = Inbox::default();
+        inbox.add(7, b"bob");
+        inbox.add(3, b"Bob ");
+        assert_eq!(inbox.next_to_claim(b"bob"), Some(3));
+        assert_eq!(inbox.next_to_claim(b"BOB"), Some(7), "3 is being claimed");
+        assert_eq!(inbox.next_to_claim(b"bob"), None);
+        inbox.unclaimed(3);
+        assert_eq!(inbox.next_to_claim(b"bob"), Some(3));
+        inbox.claimed(3, b"bob");
+        inbox.claimed(7, b"bob");
+        assert!(!inbox.has_unread(b"bob"));
+        assert_eq!(inbox.unread_count(), 0);
+    }
+
+    #[test]
+    fn a_rescan_keeps_rows_added_meanwhile_and_names_who_gained() {
+        let inbox = Inbox::default();
+        inbox.add(1, b"stale");
+        inbox.add(2, b"kept");
+        inbox.begin_rescan();
+        inbox.add(9, b"new");
+        let gained = inbox.finish_rescan(vec![(2, b"kept".to_vec()), (5, b"late".to_vec())]);
+        assert_eq!(gained, vec![b"late".to_vec()]);
+        assert!(!inbox.has_unread(b"stale"));
+        assert!(inbox.has_unread(b"new"));
+        assert_eq!(inbox.unread_count(), 3);
+    }
+
+    #[test]
+    fn keys_fold_case_and_trailing_spaces() {
+        assert_eq!(key(b"Admin123  "), b"admin123".to_vec());
+        assert_eq!(key(b" a"), b" a".to_vec());
+        assert_eq!(key(b"\xff A"), b"\xff a".to_vec());
+    }
+}
