@@ -3,26 +3,29 @@
 //!
 //! # The claim protocol
 //!
-//! A message counts as read only once its bytes are in the connection. A claim locks the row and
-//! flags it read inside a transaction ([`crate::store::OpenClaim`]), and the transaction commits
-//! only after the response's bytes, all but the last one, were handed to hyper. The last byte
-//! follows the COMMIT. So:
+//! A claim locks the row and flags it read inside a transaction ([`OpenClaim`]) that stays open
+//! until hyper asks for the response's bytes. In that same call the COMMIT is written to the
+//! database's socket and then the bytes are handed to hyper, which writes them before it yields.
+//! So:
 //!
-//! - a client that left, a HEAD request, a response hyper never takes: the claim rolls back;
-//! - our process killed before the COMMIT: MySQL rolls the transaction back with the connection,
-//!   and the client holds an incomplete response, which it discards (a JSON body without its
-//!   closing `}`, a `<script>` element without the `>` of its end tag never runs);
-//! - a COMMIT the database refused (a Galera certification conflict): the client gets no last
-//!   byte, the winner delivers;
-//! - a COMMIT that went unanswered: asked again until the database answers ([`Mailbox::settle`]).
+//! - a client that left, a HEAD request, a response hyper never takes: the claim is dropped and
+//!   rolls back; the message stays for the next poll;
+//! - our process killed before that moment: MySQL rolls the transaction back when the connection
+//!   closes, and the client has received nothing;
+//! - killed after it: the COMMIT is already in MySQL's socket, which it reads and applies before
+//!   it notices the connection closed, and the bytes are in the kernel, which sends them.
 //!
-//! What remains is the time between MySQL applying the COMMIT and the kernel taking the last byte:
-//! a crash exactly then loses the message. README.md says so.
+//! What remains is the few microseconds between the two writes. A COMMIT that fails after the
+//! bytes went out (a dropped connection, a Galera certification conflict) is settled by flagging
+//! the row read outright, since the client has it ([`Mailbox::settle`]).
 //!
 //! Claims read the unread index ([`Inbox`]), so each is a primary-key lookup; a failed claim
 //! backs off on its own instead of waking anyone.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::sync::oneshot;
@@ -33,8 +36,6 @@ use crate::inbox::Inbox;
 use crate::shutdown::Shutdown;
 use crate::store::{Claim, Insert, Message, OpenClaim, Store};
 
-/// How long a claimed message waits for hyper to take its bytes before it is given back.
-const HANDOVER_DEADLINE: Duration = Duration::from_secs(10);
 /// First and longest pause after a failed claim.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -48,17 +49,14 @@ pub struct Mailbox {
     shutdown: Shutdown,
 }
 
-/// A message flagged read in a transaction that commits once its bytes are handed over.
-/// Dropped before [`Claimed::handed_over`], the claim rolls back.
+/// A message flagged read in a transaction that commits when its bytes are handed to hyper
+/// ([`Claimed::commit_and_take`]). Dropped before that, the claim rolls back.
 #[derive(Debug)]
 pub struct Claimed {
-    message: Message,
-    go: oneshot::Sender<()>,
-    settled: oneshot::Receiver<bool>,
+    open: Option<OpenClaim>,
+    recipient: Vec<u8>,
+    mailbox: Mailbox,
 }
-
-/// Whether a handed-over claim committed: `true` once the message counts as delivered.
-pub type Settled = oneshot::Receiver<bool>;
 
 impl Mailbox {
     /// A mailbox over `store`, indexed by `inbox`, woken through `hub`, released by `shutdown`.
@@ -82,6 +80,15 @@ impl Mailbox {
             }
             Insert::NotStored(err) => Err(err),
         }
+    }
+
+    /// Gauges in Prometheus' text format.
+    pub fn metrics(&self) -> String {
+        format!(
+            "# TYPE chat_waiting_requests gauge\nchat_waiting_requests {}\n# TYPE chat_unread_indexed gauge\nchat_unread_indexed {}\n",
+            self.hub.waiting(),
+            self.inbox.unread_count()
+        )
     }
 
     /// Waits until a message for `recipient` is claimed; `None` when the server shuts down.
@@ -112,8 +119,12 @@ impl Mailbox {
     async fn claim_oldest(&self, recipient: &[u8]) -> Result<Option<Claimed>, Error> {
         while let Some(mid) = self.inbox.next_to_claim(recipient) {
             let (reply, answer) = oneshot::channel();
-            // Its own task: a waiter dropped mid-query (client gone) cannot strand the claim.
-            tokio::spawn(self.clone().hold_claim(mid, recipient.to_vec(), reply));
+            let (mailbox, recipient) = (self.clone(), recipient.to_vec());
+            // Its own task: a waiter dropped mid-query (client gone) cannot strand the claim;
+            // the reply then comes back undelivered and dropping it rolls the claim back.
+            tokio::spawn(async move {
+                let _ = reply.send(mailbox.claim(mid, recipient).await);
+            });
             match answer.await {
                 Ok(Ok(Some(claimed))) => return Ok(Some(claimed)),
                 Ok(Ok(None)) => continue,
@@ -124,95 +135,63 @@ impl Mailbox {
         Ok(None)
     }
 
-    /// Opens the claim on `mid`, hands it to the waiter, and commits or gives it back.
-    async fn hold_claim(
-        self,
-        mid: u64,
-        recipient: Vec<u8>,
-        reply: oneshot::Sender<Result<Option<Claimed>, Error>>,
-    ) {
-        let open = match self.store.claim(mid).await {
-            Ok(Claim::Open(open)) => open,
+    async fn claim(self, mid: u64, recipient: Vec<u8>) -> Result<Option<Claimed>, Error> {
+        match self.store.claim(mid).await {
+            Ok(Claim::Open(open)) => Ok(Some(Claimed {
+                open: Some(open),
+                recipient,
+                mailbox: self,
+            })),
             Ok(Claim::Taken) => {
                 self.inbox.claimed(mid, &recipient);
-                let _ = reply.send(Ok(None));
-                return;
+                Ok(None)
             }
             Err(err) => {
                 self.inbox.unclaimed(mid);
-                let _ = reply.send(Err(err));
-                return;
+                Err(err)
             }
-        };
-        let (go, handed_over) = oneshot::channel();
-        let (report, settled) = oneshot::channel();
-        let claimed = Claimed {
-            message: open.message.clone(),
-            go,
-            settled,
-        };
-        if reply.send(Ok(Some(claimed))).is_err() {
-            return self.give_back(open, &recipient).await;
-        }
-        match tokio::time::timeout(HANDOVER_DEADLINE, handed_over).await {
-            Ok(Ok(())) => {
-                let delivered = self.settle(open).await;
-                if delivered {
-                    self.inbox.claimed(mid, &recipient);
-                    if report.send(true).is_err() {
-                        // The response was dropped before its last byte: nobody has the message,
-                        // and the row is ours (read), so nobody else can have claimed it since.
-                        self.release(mid, &recipient).await;
-                    }
-                } else {
-                    self.inbox.unclaimed(mid);
-                    let _ = report.send(false);
-                }
-            }
-            _ => self.give_back(open, &recipient).await,
         }
     }
 
-    /// Commits a handed-over claim; when the COMMIT fails, finds out who holds the row.
-    async fn settle(&self, open: OpenClaim) -> bool {
-        let mid = open.message.mid;
-        let definite = match open.commit().await {
-            Ok(()) => return true,
-            Err(err) => {
-                tracing::warn!(mid, %err, "a claim's COMMIT failed; settling it");
-                err.is_definite()
-            }
-        };
+    /// Awaits a COMMIT whose bytes already went out; when it fails, makes the table agree with
+    /// what the client received.
+    async fn finish(
+        self,
+        mid: u64,
+        recipient: Vec<u8>,
+        commit: Pin<Box<dyn Future<Output = Result<(), Error>> + Send>>,
+    ) {
+        if let Err(err) = commit.await {
+            tracing::warn!(mid, %err, "a delivered message's COMMIT failed; flagging it read");
+            self.settle(mid, err.is_definite()).await;
+        }
+        self.inbox.claimed(mid, &recipient);
+    }
+
+    /// Flags row `mid` read outside any transaction, retrying until the database answers.
+    async fn settle(&self, mid: u64, refused: bool) {
         let mut pause = FIRST_BACKOFF;
         loop {
             match self.store.flag_read(mid).await {
-                // Still unread: our transaction did not commit, and the row is ours now.
-                Ok(true) => return true,
-                // Read: after a refused COMMIT someone else won it; after an unanswered one it
-                // was our own COMMIT that landed.
-                Ok(false) => return !definite,
+                Ok(true) => return,
+                // Already read: after an unanswered COMMIT, most likely ours; after a refused
+                // one (a Galera conflict), the winner's, whose client has it too.
+                Ok(false) if refused => {
+                    tracing::warn!(mid, "a message was claimed twice; it reached two clients");
+                    return;
+                }
+                Ok(false) => return,
                 Err(err) => tracing::debug!(mid, %err, "still settling a claim"),
             }
             tokio::select! {
                 () = tokio::time::sleep(pause) => {}
                 () = self.shutdown.wait() => {
-                    tracing::error!(mid, "shutting down with a claim's outcome unknown");
-                    return false;
+                    tracing::error!(mid, "shutting down with a delivered message's claim unsettled");
+                    return;
                 }
             }
             pause = (pause * 2).min(MAX_BACKOFF);
         }
-    }
-
-    async fn give_back(&self, open: OpenClaim, recipient: &[u8]) {
-        let mid = open.message.mid;
-        if let Err(err) = open.abandon().await {
-            // InnoDB rolls back when the broken connection closes; only a table without
-            // transactions can keep the flag, and then this is said loudly.
-            tracing::warn!(mid, %err, "giving back a claimed message failed");
-        }
-        self.inbox.unclaimed(mid);
-        self.hub.notify(recipient);
     }
 
     async fn release(&self, mid: u64, recipient: &[u8]) {
@@ -225,7 +204,7 @@ impl Mailbox {
             }
             pause = (pause * 2).min(MAX_BACKOFF);
         }
-        self.inbox.add(mid, recipient);
+        self.inbox.unclaimed(mid);
         self.hub.notify(recipient);
     }
 }
@@ -233,15 +212,78 @@ impl Mailbox {
 impl Claimed {
     /// The claimed row.
     pub fn message(&self) -> &Message {
-        &self.message
+        &self
+            .open
+            .as_ref()
+            .expect("a Claimed holds its claim until it commits")
+            .message
     }
 
-    /// The response's bytes (all but the last) are in hyper's hands: commit the claim. The
-    /// answer says whether to send the last byte.
-    pub fn handed_over(self) -> Settled {
-        // A send error means the claim task is gone, which the receiver then reports as `Err`.
-        let _ = self.go.send(());
-        self.settled
+    /// Call from the body's `poll_frame`, right before returning the message's bytes: writes the
+    /// COMMIT to the database's socket in this same poll, and leaves its answer to a task.
+    pub fn commit_and_take(mut self, cx: &mut Context<'_>) {
+        let open = self.open.take().expect("committed once");
+        let mid = open.message.mid;
+        let mut commit = open.commit();
+        let mailbox = self.mailbox.clone();
+        let recipient = std::mem::take(&mut self.recipient);
+        match commit.as_mut().poll(cx) {
+            Poll::Ready(Ok(())) => mailbox.inbox.claimed(mid, &recipient),
+            Poll::Ready(Err(err)) => {
+                let done = Box::pin(std::future::ready(Err(err)));
+                tokio::spawn(mailbox.finish(mid, recipient, done));
+            }
+            Poll::Pending => {
+                tokio::spawn(mailbox.finish(mid, recipient, commit));
+            }
+        }
+    }
+
+    /// Commits before any byte goes out, for an answer with no bytes to follow the COMMIT
+    /// (PHP's empty `json_encode` false). `false` when it certainly did not commit.
+    pub async fn commit_now(mut self) -> bool {
+        let open = self.open.take().expect("committed once");
+        let mid = open.message.mid;
+        let recipient = std::mem::take(&mut self.recipient);
+        match open.commit().await {
+            Ok(()) => {
+                self.mailbox.inbox.claimed(mid, &recipient);
+                true
+            }
+            Err(err) => {
+                self.mailbox.inbox.unclaimed(mid);
+                tracing::warn!(mid, %err, "COMMIT failed before an empty answer");
+                false
+            }
+        }
+    }
+}
+
+impl Drop for Claimed {
+    fn drop(&mut self) {
+        let Some(open) = self.open.take() else {
+            return;
+        };
+        let mid = open.message.mid;
+        let recipient = std::mem::take(&mut self.recipient);
+        if !open.needs_release() {
+            // Dropping the transaction returns its connection to the pool, which rolls it back.
+            drop(open);
+            self.mailbox.inbox.unclaimed(mid);
+            self.mailbox.hub.notify(&recipient);
+            return;
+        }
+        drop(open);
+        let mailbox = self.mailbox.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move { mailbox.release(mid, &recipient).await });
+            }
+            Err(_) => tracing::error!(
+                mid,
+                "claimed message dropped outside the runtime; left read"
+            ),
+        }
     }
 }
 

@@ -71,6 +71,14 @@ impl Hub {
             .map_or(0, |sender| sender.receiver_count())
     }
 
+    /// How many requests wait, for anyone.
+    pub fn waiting(&self) -> usize {
+        self.lock()
+            .values()
+            .map(watch::Sender::receiver_count)
+            .sum()
+    }
+
     /// How many recipients have at least one waiter.
     pub fn recipient_count(&self) -> usize {
         self.lock().len()

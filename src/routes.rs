@@ -21,6 +21,8 @@ use crate::site::{Endpoint, Resource, Site};
 /// Liveness probe for orchestrators. It starts with a dot-directory, which the site never serves,
 /// so it cannot shadow a file of the legacy docroot.
 pub const HEALTH_PATH: &str = "/.chat-server/health";
+/// Prometheus text-format gauges, beside the health probe for the same reason.
+pub const METRICS_PATH: &str = "/.chat-server/metrics";
 
 /// How long a form body may take to arrive (nginx's `client_body_timeout`), so a client that
 /// trickles its body cannot hold a request open forever.
@@ -52,6 +54,9 @@ async fn route(app: &App, peer: IpAddr, request: Request<Incoming>) -> Response<
     let path = request.uri().path().to_owned();
     if path == HEALTH_PATH {
         return Response::new(full("ok\n"));
+    }
+    if path == METRICS_PATH {
+        return Response::new(full(app.mailbox.metrics()));
     }
     let Some(relative) = strip_base(app.config.base_path(), &path) else {
         return error_page(StatusCode::NOT_FOUND);

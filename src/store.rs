@@ -5,6 +5,7 @@
 //! creates or alters it.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,7 +80,8 @@ pub enum Claim {
 }
 
 /// A row flagged read inside a transaction that is not yet committed: until
-/// [`OpenClaim::commit`], a crash, a lost connection or [`OpenClaim::abandon`] leaves it unread.
+/// [`OpenClaim::commit`], a crash, a lost connection or dropping it (the pool rolls the
+/// connection back) leaves it unread.
 #[derive(Debug)]
 pub struct OpenClaim {
     /// The row as it was before the claim (`isread` still `0`, as the legacy fetched it).
@@ -289,22 +291,23 @@ impl Store {
         .await
     }
 
-    /// The rows among `mids` that exist now (late commits filling holes).
+    /// The rows among `mids` (ascending) that exist now: late commits filling holes.
     pub async fn rows_among(&self, mids: &[u64]) -> Result<Vec<RecentRow>, Error> {
         if mids.is_empty() {
             return Ok(Vec::new());
         }
-        // Integers we hold, so the list is safe to inline; one statement however many.
-        let list = mids
-            .iter()
-            .map(u64::to_string)
+        // Integers we hold, so they are safe to inline. Runs of ids become ranges: one index
+        // dive each, however long the run (a bulk insert can leave thousands of ids unused).
+        let ranges = id_ranges(mids)
+            .into_iter()
+            .map(|(first, last)| format!("mid BETWEEN {first} AND {last}"))
             .collect::<Vec<_>>()
-            .join(",");
+            .join(" OR ");
         self.bounded(async {
             let mut conn = self.pool.get_conn().await?;
             Ok(conn
                 .query_map(
-                    format!("SELECT mid, rec, isread FROM msg WHERE mid IN ({list})"),
+                    format!("SELECT mid, rec, isread FROM msg WHERE {ranges}"),
                     recent_row,
                 )
                 .await?)
@@ -329,23 +332,33 @@ impl Store {
 impl OpenClaim {
     /// Makes the claim permanent. An error leaves the outcome unknown unless
     /// [`Error::is_definite`] says the transaction certainly did not commit.
-    pub async fn commit(self) -> Result<(), Error> {
+    ///
+    /// The first poll of the returned future writes the COMMIT to the database's socket (the
+    /// packet is tiny and the socket idle, so the write completes at once); the delivery code
+    /// relies on that to put the COMMIT on the wire just before the message's bytes.
+    pub fn commit(self) -> Pin<Box<dyn Future<Output = Result<(), Error>> + Send>> {
         let store = self.store;
-        store.bounded(async { Ok(self.tx.commit().await?) }).await
+        let tx = self.tx;
+        Box::pin(async move { store.bounded(async { Ok(tx.commit().await?) }).await })
     }
 
-    /// Gives the row back: the transaction rolls back, and on a table without transactions the
-    /// flag is reset explicitly.
-    pub async fn abandon(self) -> Result<(), Error> {
-        let (store, mid) = (self.store, self.message.mid);
-        store
-            .bounded(async { Ok(self.tx.rollback().await?) })
-            .await?;
-        if !store.transactional.load(Ordering::Relaxed) {
-            store.release(mid).await?;
-        }
-        Ok(())
+    /// Whether giving the claim back needs [`Store::release`] after the rollback that dropping
+    /// it causes (a table without transactions keeps the flag).
+    pub fn needs_release(&self) -> bool {
+        !self.store.transactional.load(Ordering::Relaxed)
     }
+}
+
+/// Ascending ids as runs of consecutive ids, `(first, last)`.
+fn id_ranges(mids: &[u64]) -> Vec<(u64, u64)> {
+    let mut ranges: Vec<(u64, u64)> = Vec::new();
+    for &mid in mids {
+        match ranges.last_mut() {
+            Some((_, last)) if *last + 1 == mid => *last = mid,
+            _ => ranges.push((mid, mid)),
+        }
+    }
+    ranges
 }
 
 fn recent_row((mid, rec, isread): (u64, Option<Vec<u8>>, Option<i64>)) -> RecentRow {
@@ -376,4 +389,15 @@ fn php_strings(row: Row) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
             (name, value)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::id_ranges;
+
+    #[test]
+    fn runs_of_ids_become_ranges() {
+        assert_eq!(id_ranges(&[2, 3, 5, 6, 7, 9]), vec![(2, 3), (5, 7), (9, 9)]);
+        assert!(id_ranges(&[]).is_empty());
+    }
 }

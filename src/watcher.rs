@@ -28,7 +28,7 @@ const PAGE: u64 = 5_000;
 /// Most holes remembered; beyond it the oldest are left to the rescan.
 const MAX_HOLES: usize = 20_000;
 /// Most holes looked up per tick.
-const HOLE_LOOKUPS_PER_TICK: usize = 1_000;
+const HOLE_LOOKUPS_PER_TICK: usize = 2_000;
 /// Ids just below the newest row at start-up that are checked for late commits.
 const STARTUP_WINDOW: u64 = 1_000;
 /// Longest pause between attempts while MySQL is unreachable.

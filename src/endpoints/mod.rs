@@ -19,20 +19,7 @@ use crate::php::{self, json, script::Script, vars::Vars};
 use crate::store::Message;
 
 /// The response body type of every endpoint: a fixed body, a claimed message, or the stream.
-pub type Body = UnsyncBoxBody<Bytes, Undelivered>;
-
-/// Ends a response before its last byte: the claim it carried did not commit, so the client must
-/// not see a complete message. hyper closes the connection.
-#[derive(Debug)]
-pub struct Undelivered;
-
-impl std::fmt::Display for Undelivered {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the message's claim did not commit; response cut before its last byte")
-    }
-}
-
-impl std::error::Error for Undelivered {}
+pub type Body = UnsyncBoxBody<Bytes, Infallible>;
 
 /// What a PHP script could see of a request.
 #[derive(Debug, Default)]
@@ -78,19 +65,9 @@ pub fn message_json(message: &Message) -> Vec<u8> {
     .unwrap_or_default()
 }
 
-/// A response's bytes cut before their last byte, which goes out only once the claim behind them
-/// committed (see `delivery`). An empty response has no last byte.
-pub fn split_last(bytes: impl Into<Bytes>) -> (Bytes, Bytes) {
-    let mut first: Bytes = bytes.into();
-    let last = first.split_off(first.len().saturating_sub(1));
-    (first, last)
-}
-
 /// A fixed body.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into())
-        .map_err(|never: Infallible| match never {})
-        .boxed_unsync()
+    Full::new(bytes.into()).boxed_unsync()
 }
 
 /// An error the legacy's web server answered itself (unknown path, directory, method, size):

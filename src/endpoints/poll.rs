@@ -12,7 +12,7 @@
 //! nothing for. The request parks on the hub (no query while it waits) and leaves when the
 //! client disconnects or the server stops.
 
-use std::future::Future;
+use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -22,8 +22,8 @@ use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::{Response, StatusCode};
 
-use super::{error_page, full, message_json, php_response, Body, PhpRequest, Undelivered};
-use crate::delivery::{Claimed, Mailbox, Settled};
+use super::{error_page, full, message_json, php_response, Body, PhpRequest};
+use crate::delivery::{Claimed, Mailbox};
 use crate::php::{self, script::Script};
 
 /// What the page's own poll loop takes as "nothing yet": jQuery parses `null`, the page's success
@@ -54,10 +54,10 @@ pub async fn poll(
     let bytes = script.around(&message_json(claimed.message()));
     if bytes.is_empty() {
         // json_encode returned false (invalid UTF-8): PHP marked the row read and sent nothing.
-        // There is no last byte to hold back, so the claim commits before the answer.
-        return match claimed.handed_over().await {
-            Ok(true) => php_response(version, None, full(bytes)),
-            _ => error_page(StatusCode::SERVICE_UNAVAILABLE),
+        // hyper never asks an empty body for bytes, so the claim commits before the answer.
+        return match claimed.commit_now().await {
+            true => php_response(version, None, full(bytes)),
+            false => error_page(StatusCode::SERVICE_UNAVAILABLE),
         };
     }
     php_response(
@@ -67,82 +67,43 @@ pub async fn poll(
     )
 }
 
-/// A response body that hands its bytes over in two parts: all but the last byte, which commits
-/// the claim, then the last byte once the claim committed. Dropped unsent (client gone, HEAD),
-/// the claim rolls back and the message stays for the next poll.
-enum ClaimedBody {
-    Unsent {
-        first: Bytes,
-        last: Bytes,
-        claimed: Claimed,
-    },
-    Settling {
-        last: Bytes,
-        settled: Settled,
-        len: u64,
-    },
-    Done,
+/// A response body whose message counts as delivered when hyper takes its bytes: the claim's
+/// COMMIT goes out in the same poll (see `delivery`). Dropped unsent (client gone, HEAD), the
+/// claim rolls back and the message stays for the next poll.
+struct ClaimedBody {
+    bytes: Option<Bytes>,
+    claimed: Option<Claimed>,
 }
 
 impl ClaimedBody {
     fn new(bytes: Vec<u8>, claimed: Claimed) -> ClaimedBody {
-        let (first, last) = super::split_last(bytes);
-        ClaimedBody::Unsent {
-            first,
-            last,
-            claimed,
+        ClaimedBody {
+            bytes: Some(bytes.into()),
+            claimed: Some(claimed),
         }
     }
 }
 
 impl http_body::Body for ClaimedBody {
     type Data = Bytes;
-    type Error = Undelivered;
+    type Error = Infallible;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.get_mut();
-        match std::mem::replace(this, ClaimedBody::Done) {
-            ClaimedBody::Unsent {
-                first,
-                last,
-                claimed,
-            } => {
-                let len = last.len() as u64;
-                *this = ClaimedBody::Settling {
-                    last,
-                    settled: claimed.handed_over(),
-                    len,
-                };
-                Poll::Ready(Some(Ok(Frame::data(first))))
-            }
-            ClaimedBody::Settling {
-                last,
-                mut settled,
-                len,
-            } => match Pin::new(&mut settled).poll(cx) {
-                Poll::Pending => {
-                    *this = ClaimedBody::Settling { last, settled, len };
-                    Poll::Pending
-                }
-                Poll::Ready(Ok(true)) => Poll::Ready(Some(Ok(Frame::data(last)))),
-                Poll::Ready(_) => Poll::Ready(Some(Err(Undelivered))),
-            },
-            ClaimedBody::Done => Poll::Ready(None),
+        if let Some(claimed) = this.claimed.take() {
+            claimed.commit_and_take(cx);
         }
+        Poll::Ready(this.bytes.take().map(|bytes| Ok(Frame::data(bytes))))
     }
 
     fn is_end_stream(&self) -> bool {
-        matches!(self, ClaimedBody::Done)
+        self.bytes.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(match self {
-            ClaimedBody::Unsent { first, last, .. } => (first.len() + last.len()) as u64,
-            ClaimedBody::Settling { len, .. } => *len,
-            ClaimedBody::Done => 0,
-        })
+        SizeHint::with_exact(self.bytes.as_ref().map_or(0, |bytes| bytes.len() as u64))
     }
 }
