@@ -3,32 +3,35 @@
 //!
 //! # Layout
 //!
-//! - [`config`]: every command-line flag and environment variable.
-//! - [`server`]: accept loop, hyper options, graceful drain.
-//! - [`routes`]: URL to endpoint; request to `$_COOKIE`/`$_POST`.
-//! - [`endpoints`]: one module per legacy script, composing `php`, `store` and `delivery`.
-//! - [`site`]: the legacy docroot: which file a path names, safely.
-//! - [`php`]: pure emulation of PHP's parsing and encoding; no I/O.
-//! - [`store`]: the only SQL, all parameterized.
-//! - [`hub`]: where waiting requests park until a message may exist for them.
-//! - [`delivery`]: claim-once, release-if-undelivered, oldest first.
-//! - [`watcher`]: one background query that wakes waiters for rows written elsewhere.
-//! - [`shutdown`]: the signal long-running handlers select on.
-//! - [`compat`]: recording the legacy and replaying recordings against a server.
+//! - `config`: every command-line flag and environment variable.
+//! - `server`: accept loop, hyper options, graceful drain.
+//! - `routes`: URL to endpoint; request to `$_COOKIE`/`$_POST`.
+//! - `endpoints`: one module per legacy script, composing `php`, `store` and `delivery`.
+//! - `site`: the legacy docroot: which file a path names, safely.
+//! - `php`: pure emulation of PHP's parsing and encoding; no I/O.
+//! - `store`: the only SQL, all parameterized.
+//! - `hub`: where waiting requests park until a message may exist for them.
+//! - `delivery`: claim-once, release-if-undelivered, oldest first.
+//! - `watcher`: one background query that wakes waiters for rows written elsewhere.
+//! - `shutdown`: the signal long-running handlers select on.
+//!
+//! Every module is private to the crate. The public surface is [`run`] and [`Config`] for the
+//! binary, and [`run_with_hub`] with [`Hub`] for the integration tests, which watch who is waiting.
+//! The compatibility suite (recording the legacy, replaying recordings) is its own crate,
+//! `chat-compat`, in `compat/`.
 
-pub mod compat;
-pub mod config;
-pub mod delivery;
-pub mod endpoints;
-pub mod error;
-pub mod hub;
-pub mod php;
-pub mod routes;
-pub mod server;
-pub mod shutdown;
-pub mod site;
-pub mod store;
-pub mod watcher;
+mod config;
+mod delivery;
+mod endpoints;
+mod error;
+mod hub;
+mod php;
+mod routes;
+mod server;
+mod shutdown;
+mod site;
+mod store;
+mod watcher;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -84,7 +87,11 @@ pub async fn run_with_hub(
     });
     tracing::info!(addr = ?listener.local_addr().ok(), "serving");
     server::serve(listener, app, stop, grace).await;
-    let _ = watcher.await;
+    if let Err(err) = watcher.await {
+        // The watcher only ends early by panicking (or being cancelled); its waiters then rely
+        // on this instance's own notifications, so say so instead of ending quietly.
+        tracing::error!(%err, "the watcher task failed");
+    }
     store.close().await;
     Ok(())
 }

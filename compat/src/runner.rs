@@ -8,9 +8,9 @@ use std::time::{Duration, SystemTime};
 use mysql_async::prelude::Queryable;
 use tokio::time::Instant;
 
-use super::http::{self, Exchange};
-use super::scenario::{CellValue, Request, Scenario, Step, DEFAULT_AWAIT_MS, DEFAULT_PENDING_MS};
-use super::CompatError;
+use crate::http::{self, Exchange};
+use crate::scenario::{CellValue, Request, Scenario, Step, DEFAULT_AWAIT_MS, DEFAULT_PENDING_MS};
+use crate::CompatError;
 
 /// Where to run a scenario: the server's base URL and the database its `msg` table lives in.
 #[derive(Debug, Clone)]
@@ -294,7 +294,7 @@ fn note(records: &mut [ExchangeRecord], id: &str, live: &Live, check: Check) {
             reason: head.reason.clone(),
             headers: head.headers.clone(),
             body: if live.digest {
-                super::scenario::body_digest(&body)
+                crate::scenario::body_digest(&body)
             } else {
                 body
             },

@@ -9,9 +9,9 @@
 
 use std::fmt;
 
-use super::runner::{Check, ExchangeRecord, Outcome, RecordedResponse, TableDump};
-use super::scenario::{CellValue, Scenario};
-use super::CompatError;
+use crate::runner::{Check, ExchangeRecord, Outcome, RecordedResponse, TableDump};
+use crate::scenario::{CellValue, Scenario};
+use crate::CompatError;
 
 /// One disagreement between the expected and the actual outcome.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -317,11 +317,11 @@ pub fn normalise_body(status: u16, body: &[u8]) -> Vec<u8> {
     if status < 400 || !body.starts_with(START) {
         return body.to_vec();
     }
-    let Some(at) = super::http::find(body, SIGNATURE) else {
+    let Some(at) = crate::http::find(body, SIGNATURE) else {
         return body.to_vec();
     };
     let from = at + SIGNATURE.len();
-    let Some(len) = super::http::find(&body[from..], b"</center>") else {
+    let Some(len) = crate::http::find(&body[from..], b"</center>") else {
         return body.to_vec();
     };
     let mut out = body[..from].to_vec();

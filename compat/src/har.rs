@@ -8,9 +8,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use super::runner::{Check, ExchangeRecord, Outcome, RecordedResponse, TableDump};
-use super::scenario::CellValue;
-use super::CompatError;
+use crate::runner::{Check, ExchangeRecord, Outcome, RecordedResponse, TableDump};
+use crate::scenario::CellValue;
+use crate::CompatError;
 
 /// A HAR file.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use super::CompatError;
+use crate::CompatError;
 
 /// Largest response head we accept; nginx and hyper stay far below it.
 const MAX_HEAD: usize = 64 * 1024;
