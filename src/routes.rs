@@ -57,7 +57,6 @@ async fn route(app: &App, request: Request<Incoming>) -> Response<Body> {
     if declared_length(&request).is_some_and(|length| length > app.config.max_body_bytes) {
         return error_page(StatusCode::PAYLOAD_TOO_LARGE);
     }
-    let version = app.config.php;
     match app.site.resolve(relative).await {
         Resource::Endpoint(endpoint, script) => {
             let php = match php_request(request, app).await {
@@ -65,16 +64,14 @@ async fn route(app: &App, request: Request<Incoming>) -> Response<Body> {
                 Err(status) => return error_page(status),
             };
             match endpoint {
-                Endpoint::AgentPage => pages::agent(version, script),
-                Endpoint::CustomerPage => pages::customer(version, script, &php),
-                Endpoint::Send => {
-                    send::send(version, script, &php, &app.store, app.mailbox.hub()).await
-                }
-                Endpoint::Poll => poll::poll(version, script, &php, &app.mailbox).await,
-                Endpoint::Stream => stream::stream(version, script, &app.mailbox),
+                Endpoint::AgentPage => pages::agent(script, &php),
+                Endpoint::CustomerPage => pages::customer(script, &php),
+                Endpoint::Send => send::send(script, &php, &app.store, app.mailbox.hub()).await,
+                Endpoint::Poll => poll::poll(script, &php, &app.mailbox).await,
+                Endpoint::Stream => stream::stream(script, &php, &app.mailbox),
             }
         }
-        Resource::OtherScript(printed) => files::other_script(version, printed),
+        Resource::OtherScript(printed) => files::other_script(app.config.php, printed),
         Resource::File(file, content_type) => {
             files::static_file(request.method(), &file, content_type).await
         }
@@ -117,6 +114,7 @@ async fn php_request(request: Request<Incoming>, app: &App) -> Result<PhpRequest
     if !form::is_form_post(request.method().as_str(), content_type) {
         return Ok(PhpRequest {
             cookies,
+            version,
             ..PhpRequest::default()
         });
     }
@@ -130,6 +128,7 @@ async fn php_request(request: Request<Incoming>, app: &App) -> Result<PhpRequest
     Ok(PhpRequest {
         cookies,
         post: form::parse(&body, version),
+        version,
     })
 }
 

@@ -20,15 +20,10 @@ use hyper::{Response, StatusCode};
 
 use super::{error_page, message_json, php_response, Body, PhpRequest};
 use crate::delivery::{Claimed, Mailbox};
-use crate::php::{self, script::Script};
+use crate::php::script::Script;
 
 /// Waits for the caller's oldest unread message and answers it as PHP's `json_encode($row)`.
-pub async fn poll(
-    version: php::Version,
-    script: &Script,
-    request: &PhpRequest,
-    mailbox: &Mailbox,
-) -> Response<Body> {
+pub async fn poll(script: &Script, request: &PhpRequest, mailbox: &Mailbox) -> Response<Body> {
     let recipient = request.cookies.string("username");
     let Some(claimed) = mailbox.next(&recipient).await else {
         // Shutting down: the legacy (PHP-FPM restarted) also ended these with an error.
@@ -36,7 +31,7 @@ pub async fn poll(
     };
     let bytes = script.around(&message_json(claimed.message()));
     php_response(
-        version,
+        request.version,
         None,
         ClaimedBody::new(bytes, claimed).boxed_unsync(),
     )

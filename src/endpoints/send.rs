@@ -13,7 +13,6 @@ use hyper::Response;
 
 use super::{around, php_response, Body, PhpRequest};
 use crate::hub::Hub;
-use crate::php;
 use crate::php::script::Script;
 use crate::store::Store;
 
@@ -26,7 +25,6 @@ pub const FAILED: &[u8] = b"FIAL";
 /// Inserts the message and wakes its recipient's waiters on this instance at once (other
 /// instances find it through their watcher).
 pub async fn send(
-    version: php::Version,
     script: &Script,
     request: &PhpRequest,
     store: &Store,
@@ -45,5 +43,5 @@ pub async fn send(
             FAILED
         }
     };
-    php_response(version, None, around(script, answer))
+    php_response(request.version, None, around(script, answer))
 }

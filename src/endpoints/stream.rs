@@ -17,16 +17,16 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper::header::HeaderValue;
 use hyper::Response;
 
-use super::{message_json, php_response, Body};
+use super::{message_json, php_response, Body, PhpRequest};
 use crate::delivery::Mailbox;
-use crate::php::{self, script::Script};
+use crate::php::script::Script;
 use crate::store::Message;
 
 /// The recipient the legacy stream reads, hard-coded in AJ04serve.php.
 pub const AGENT: &[u8] = b"admin";
 
 /// Opens the stream.
-pub fn stream(version: php::Version, script: &Script, mailbox: &Mailbox) -> Response<Body> {
+pub fn stream(script: &Script, request: &PhpRequest, mailbox: &Mailbox) -> Response<Body> {
     let head = Bytes::from(script.head.clone());
     let chunks = futures_util::stream::unfold(
         (mailbox.clone(), Some(head)),
@@ -40,7 +40,11 @@ pub fn stream(version: php::Version, script: &Script, mailbox: &Mailbox) -> Resp
             Some((Ok(Frame::data(chunk)), (mailbox, None)))
         },
     );
-    let mut response = php_response(version, None, StreamBody::new(chunks).boxed_unsync());
+    let mut response = php_response(
+        request.version,
+        None,
+        StreamBody::new(chunks).boxed_unsync(),
+    );
     // A reverse proxy in front (nginx) would otherwise buffer the stream and nothing would arrive.
     response
         .headers_mut()
