@@ -17,7 +17,7 @@ COPY compat/src ./compat/src
 COPY bench/Cargo.toml ./bench/Cargo.toml
 COPY bench/src ./bench/src
 COPY sql ./sql
-RUN cargo build --release --locked --bin chat-server --bin chat-compat
+RUN cargo build --release --locked -p chat-server -p chat-compat
 
 FROM debian:bookworm-slim
 RUN useradd --system --no-create-home chat
