@@ -1,5 +1,5 @@
 //! `chat-compat replay`: the scenario recordings against a running server, or two recording
-//! sets against each other; `--har` hands over to [`crate::har_replay`].
+//! sets against each other; `--har` hands over to `har_replay`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
