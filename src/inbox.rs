@@ -73,7 +73,8 @@ impl Inbox {
         self.lock().claiming.remove(&mid);
     }
 
-    /// Whether anything unread is known for `recipient` (tests and metrics).
+    /// Whether anything unread is known for `recipient`.
+    #[cfg(test)]
     pub fn has_unread(&self, recipient: &[u8]) -> bool {
         self.lock().unread.contains_key(&key(recipient))
     }

@@ -3,36 +3,39 @@
 //!
 //! # Layout
 //!
-//! - [`config`]: every command-line flag and environment variable.
-//! - [`server`]: accept loop, hyper options, graceful drain.
-//! - [`routes`]: URL to endpoint; request to `$_COOKIE`/`$_POST`.
-//! - [`endpoints`]: one module per legacy script, composing `php`, `store` and `delivery`.
-//! - [`site`]: the legacy docroot: which file a path names, safely.
-//! - [`php`]: pure emulation of PHP's parsing and encoding; no I/O.
-//! - [`store`]: the only SQL, all parameterized.
-//! - [`hub`]: where waiting requests park until a message may exist for them.
-//! - [`delivery`]: storing, and claiming once: a claim commits only after its bytes are handed over.
-//! - [`inbox`]: the unread index, so a claim is a primary-key lookup on the operator's table.
-//! - [`watcher`]: one background task that keeps the index in step and wakes recipients.
-//! - [`limits`]: ceilings on parked polls per client address and per username.
-//! - [`shutdown`]: the signal long-running handlers select on.
-//! - [`compat`]: recording the legacy and replaying recordings against a server.
+//! - `config`: every command-line flag and environment variable.
+//! - `server`: accept loop, hyper options, graceful drain.
+//! - `routes`: URL to endpoint; request to `$_COOKIE`/`$_POST`.
+//! - `endpoints`: one module per legacy script, composing `php` and `delivery`.
+//! - `site`: the legacy docroot: which file a path names, safely.
+//! - `php`: pure emulation of PHP's parsing and encoding; no I/O.
+//! - `store`: the only SQL, all parameterized.
+//! - `hub`: where waiting requests park until a message may exist for them.
+//! - `delivery`: storing, and claiming once: a claim commits as its bytes are handed over.
+//! - `inbox`: the unread index, so a claim is a primary-key lookup on the operator's table.
+//! - `watcher`: one background task that keeps the index in step and wakes recipients.
+//! - `limits`: ceilings on parked polls per client address and per username.
+//! - `shutdown`: the signal long-running handlers select on.
+//!
+//! Every module is private to the crate. The public surface is [`run`] and [`Config`] for the
+//! binary, and [`run_with_hub`] with [`Hub`] for the integration tests, which watch who is waiting.
+//! The compatibility suite (recording the legacy, replaying recordings) is its own crate,
+//! `chat-compat`, in `compat/`.
 
-pub mod compat;
-pub mod config;
-pub mod delivery;
-pub mod endpoints;
-pub mod error;
-pub mod hub;
-pub mod inbox;
-pub mod limits;
-pub mod php;
-pub mod routes;
-pub mod server;
-pub mod shutdown;
-pub mod site;
-pub mod store;
-pub mod watcher;
+mod config;
+mod delivery;
+mod endpoints;
+mod error;
+mod hub;
+mod inbox;
+mod limits;
+mod php;
+mod routes;
+mod server;
+mod shutdown;
+mod site;
+mod store;
+mod watcher;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -95,7 +98,9 @@ pub async fn run_with_hub(
     tracing::info!(addr = ?listener.local_addr().ok(), "serving");
     server::serve(listener, app, stop, grace).await;
     if let Err(err) = watcher.await {
-        tracing::error!(%err, "the watcher failed");
+        // The watcher only ends early by panicking (or being cancelled); its waiters then rely
+        // on this instance's own notifications, so say so instead of ending quietly.
+        tracing::error!(%err, "the watcher task failed");
     }
     store.close().await;
     Ok(())

@@ -1,32 +1,11 @@
-//! The `chat-server` binary: logging, configuration, and either the server or a compat command.
+//! The `chat-server` binary: logging, configuration, listen, serve until SIGTERM or Ctrl-C.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use chat_server::{compat, Config};
-use clap::{Parser, Subcommand};
+use chat_server::Config;
+use clap::Parser;
 use tracing_subscriber::EnvFilter;
-
-#[derive(Parser)]
-#[command(
-    name = "chat-server",
-    version,
-    about = "Drop-in server for the legacy PHP long-poll chat",
-    args_override_self = true
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Option<Command>,
-    #[command(flatten)]
-    config: Config,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Replay recorded traffic (HAR) against a server and report differences.
-    Replay(compat::ReplayArgs),
-    /// Run the compatibility scenarios against a server and write HAR recordings.
-    Record(compat::RecordArgs),
-}
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -34,16 +13,10 @@ async fn main() -> ExitCode {
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
+        // Colour codes only help a person at a terminal; in a log file or `docker logs` they are noise.
+        .with_ansi(std::io::stdout().is_terminal())
         .init();
-    let cli = Cli::parse();
-    match cli.command {
-        Some(Command::Replay(args)) => compat::replay(args).await,
-        Some(Command::Record(args)) => compat::record(args).await,
-        None => serve(cli.config).await,
-    }
-}
-
-async fn serve(config: Config) -> ExitCode {
+    let config = Config::parse();
     let listener = match tokio::net::TcpListener::bind(config.listen).await {
         Ok(listener) => listener,
         Err(err) => {

@@ -64,7 +64,6 @@ async fn route(app: &App, peer: IpAddr, request: Request<Incoming>) -> Response<
     if declared_length(&request).is_some_and(|length| length > app.config.max_body_bytes) {
         return error_page(StatusCode::PAYLOAD_TOO_LARGE);
     }
-    let version = app.config.php;
     match app.site.resolve(relative).await {
         Resource::Endpoint(endpoint, script) => {
             let php = match php_request(request, app).await {
@@ -72,24 +71,24 @@ async fn route(app: &App, peer: IpAddr, request: Request<Incoming>) -> Response<
                 Err(status) => return error_page(status),
             };
             match endpoint {
-                Endpoint::AgentPage => pages::agent(version, script),
-                Endpoint::CustomerPage => pages::customer(version, script, &php),
-                Endpoint::Send => send::send(version, script, &php, &app.mailbox).await,
+                Endpoint::AgentPage => pages::agent(script, &php),
+                Endpoint::CustomerPage => pages::customer(script, &php),
+                Endpoint::Send => send::send(script, &php, &app.mailbox).await,
                 Endpoint::Poll => {
                     let user = php.cookies.string("username");
                     let Some(_parked) = app.limits.admit(peer, Some(&user)) else {
                         return error_page(StatusCode::SERVICE_UNAVAILABLE);
                     };
                     let max_park = app.config.max_park();
-                    poll::poll(version, script, &php, &app.mailbox, max_park).await
+                    poll::poll(script, &php, &app.mailbox, max_park).await
                 }
                 Endpoint::Stream => match app.limits.admit(peer, None) {
-                    Some(parked) => stream::stream(version, script, &app.mailbox, parked),
+                    Some(parked) => stream::stream(script, &php, &app.mailbox, parked),
                     None => error_page(StatusCode::SERVICE_UNAVAILABLE),
                 },
             }
         }
-        Resource::OtherScript(printed) => files::other_script(version, printed),
+        Resource::OtherScript(printed) => files::other_script(app.config.php, printed),
         Resource::File(file, content_type) => {
             files::static_file(request.method(), &file, content_type).await
         }
@@ -132,6 +131,7 @@ async fn php_request(request: Request<Incoming>, app: &App) -> Result<PhpRequest
     if !form::is_form_post(request.method().as_str(), content_type) {
         return Ok(PhpRequest {
             cookies,
+            version,
             ..PhpRequest::default()
         });
     }
@@ -145,6 +145,7 @@ async fn php_request(request: Request<Incoming>, app: &App) -> Result<PhpRequest
     Ok(PhpRequest {
         cookies,
         post: form::parse(&body, version),
+        version,
     })
 }
 

@@ -81,6 +81,7 @@ impl Progress {
     }
 
     /// How many holes are awaited.
+    #[cfg(test)]
     pub fn hole_count(&self) -> usize {
         self.holes.len()
     }

@@ -1,5 +1,5 @@
 //! Replays every committed recording of the legacy PHP (compat/recordings, made by
-//! `chat-server record` against compat/legacy-up) against this crate's server: a fresh
+//! `chat-compat record` against compat/legacy-up) against this crate's server: a fresh
 //! database and a fresh server per scenario, the scenario's steps driven by the same runner
 //! that recorded them, and status, Content-Type, Set-Cookie, body bytes and the final table
 //! compared after the normalisation rules of compat/README.md. Deviation scenarios are checked
@@ -13,11 +13,11 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use chat_server::compat::compare::{self, Difference};
-use chat_server::compat::har::Recording;
-use chat_server::compat::report;
-use chat_server::compat::runner::{self, Target};
-use chat_server::compat::scenario::Scenario;
+use chat_compat::compare::{self, Difference};
+use chat_compat::har::Recording;
+use chat_compat::replay::report;
+use chat_compat::runner::{self, Target};
+use chat_compat::scenario::Scenario;
 use support::{TestDb, TestServer};
 use tokio::sync::Semaphore;
 

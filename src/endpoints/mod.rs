@@ -28,6 +28,8 @@ pub struct PhpRequest {
     pub cookies: Vars,
     /// `$_POST`.
     pub post: Vars,
+    /// Which PHP decoded it, and so which PHP answers it.
+    pub version: php::Version,
 }
 
 /// The headers PHP sends for a script's output: optional `Set-Cookie`, then the default

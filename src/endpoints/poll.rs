@@ -24,7 +24,7 @@ use hyper::{Response, StatusCode};
 
 use super::{error_page, full, message_json, php_response, Body, PhpRequest};
 use crate::delivery::{Claimed, Mailbox};
-use crate::php::{self, script::Script};
+use crate::php::script::Script;
 
 /// What the page's own poll loop takes as "nothing yet": jQuery parses `null`, the page's success
 /// handler schedules the next poll and then stops at `res.content` before printing anything.
@@ -33,12 +33,12 @@ const NOTHING_YET: &[u8] = b"null";
 /// Waits for the caller's oldest unread message and answers it as PHP's `json_encode($row)`.
 /// With `max_park` set, a poll that waited that long is answered [`NOTHING_YET`].
 pub async fn poll(
-    version: php::Version,
     script: &Script,
     request: &PhpRequest,
     mailbox: &Mailbox,
     max_park: Option<Duration>,
 ) -> Response<Body> {
+    let version = request.version;
     let recipient = request.cookies.string("username");
     let claimed = match max_park {
         None => mailbox.next(&recipient).await,

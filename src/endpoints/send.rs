@@ -13,7 +13,6 @@ use hyper::Response;
 
 use super::{around, php_response, Body, PhpRequest};
 use crate::delivery::Mailbox;
-use crate::php;
 use crate::php::script::Script;
 
 /// The legacy's answer to a stored message.
@@ -24,12 +23,7 @@ pub const STORED: &[u8] = b"OK";
 pub const FAILED: &[u8] = b"FIAL";
 
 /// Inserts the message and answers as the legacy did.
-pub async fn send(
-    version: php::Version,
-    script: &Script,
-    request: &PhpRequest,
-    mailbox: &Mailbox,
-) -> Response<Body> {
+pub async fn send(script: &Script, request: &PhpRequest, mailbox: &Mailbox) -> Response<Body> {
     let recipient = request.post.string("rec");
     let content = request.post.string("content");
     let sender = request.cookies.string("username");
@@ -40,5 +34,5 @@ pub async fn send(
             FAILED
         }
     };
-    php_response(version, None, around(script, answer))
+    php_response(request.version, None, around(script, answer))
 }

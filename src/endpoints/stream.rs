@@ -22,10 +22,10 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper::header::HeaderValue;
 use hyper::Response;
 
-use super::{message_json, php_response, Body};
+use super::{message_json, php_response, Body, PhpRequest};
 use crate::delivery::{Claimed, Mailbox};
 use crate::limits::Parked;
-use crate::php::{self, script::Script};
+use crate::php::script::Script;
 use crate::store::Message;
 
 /// The recipient the legacy stream reads, hard-coded in AJ04serve.php.
@@ -33,8 +33,8 @@ pub const AGENT: &[u8] = b"admin";
 
 /// Opens the stream; `parked` holds its place under the parking limits for as long as it lasts.
 pub fn stream(
-    version: php::Version,
     script: &Script,
+    request: &PhpRequest,
     mailbox: &Mailbox,
     parked: Parked,
 ) -> Response<Body> {
@@ -48,7 +48,11 @@ pub fn stream(
         claims: Box::pin(claims),
         _parked: parked,
     };
-    let mut response = php_response(version, None, StreamBody::new(chunks).boxed_unsync());
+    let mut response = php_response(
+        request.version,
+        None,
+        StreamBody::new(chunks).boxed_unsync(),
+    );
     // A reverse proxy in front (nginx) would otherwise buffer the stream and nothing would arrive.
     response
         .headers_mut()

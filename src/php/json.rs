@@ -1,7 +1,15 @@
 //! `json_encode()` with default flags, for a row as `mysql_fetch_assoc` returned it.
 //!
-//! serde_json cannot produce these bytes: PHP escapes `/` as `\/`, every non-ASCII code point
-//! as lower-case `\uXXXX` (astral ones as surrogate pairs), and refuses invalid UTF-8 outright.
+//! serde_json writes the structure (braces, commas, key order as given, `null`) and escapes `"`,
+//! `\\`, `\b \f \n \r \t` and the other control bytes as PHP does (`\u00XX`, lower-case hex).
+//! [`PhpFormatter`] adds what PHP escapes beyond that: `/` as `\/` and every non-ASCII code point
+//! as lower-case `\uXXXX` (astral ones as a surrogate pair). DEL (0x7F) stays raw in both.
+//! Invalid UTF-8 never reaches serde_json: PHP refuses it outright (`false`), and so do we.
+
+use std::io::{self, Write};
+
+use serde::ser::{SerializeMap, Serializer as _};
+use serde_json::ser::{Formatter, Serializer};
 
 /// Encodes an associative row `{"col":"value",…}` in column order; NULL becomes `null`.
 ///
@@ -11,47 +19,52 @@ pub fn encode_row<'a, I>(columns: I) -> Option<Vec<u8>>
 where
     I: IntoIterator<Item = (&'a [u8], Option<&'a [u8]>)>,
 {
-    let mut out = vec![b'{'];
-    for (index, (name, value)) in columns.into_iter().enumerate() {
-        if index > 0 {
-            out.push(b',');
-        }
-        encode_string(name, &mut out)?;
-        out.push(b':');
-        match value {
-            Some(value) => encode_string(value, &mut out)?,
-            None => out.extend_from_slice(b"null"),
-        }
+    let mut out = Vec::new();
+    let mut serializer = Serializer::with_formatter(&mut out, PhpFormatter);
+    let mut row = serializer.serialize_map(None).ok()?;
+    for (name, value) in columns {
+        let name = std::str::from_utf8(name).ok()?;
+        let value = value.map(std::str::from_utf8).transpose().ok()?;
+        row.serialize_entry(name, &value).ok()?;
     }
-    out.push(b'}');
+    row.end().ok()?;
     Some(out)
 }
 
-fn encode_string(bytes: &[u8], out: &mut Vec<u8>) -> Option<()> {
-    let text = std::str::from_utf8(bytes).ok()?;
-    out.push(b'"');
-    for ch in text.chars() {
-        match ch {
-            '"' => out.extend_from_slice(b"\\\""),
-            '\\' => out.extend_from_slice(b"\\\\"),
-            '/' => out.extend_from_slice(b"\\/"),
-            '\u{08}' => out.extend_from_slice(b"\\b"),
-            '\u{0c}' => out.extend_from_slice(b"\\f"),
-            '\n' => out.extend_from_slice(b"\\n"),
-            '\r' => out.extend_from_slice(b"\\r"),
-            '\t' => out.extend_from_slice(b"\\t"),
-            // DEL (0x7F) is ASCII and not a control character to PHP: it stays raw.
-            ' '..='\u{7f}' => out.push(ch as u8),
-            _ => {
-                let mut units = [0u16; 2];
-                for unit in ch.encode_utf16(&mut units) {
-                    out.extend_from_slice(format!("\\u{unit:04x}").as_bytes());
+/// serde_json's compact output with PHP's extra string escapes.
+struct PhpFormatter;
+
+impl Formatter for PhpFormatter {
+    /// serde_json hands over the runs of a string between the characters it escapes itself.
+    fn write_string_fragment<W>(&mut self, writer: &mut W, fragment: &str) -> io::Result<()>
+    where
+        W: ?Sized + Write,
+    {
+        let mut start = 0;
+        for (at, ch) in fragment.char_indices() {
+            if ch.is_ascii() && ch != '/' {
+                continue;
+            }
+            writer.write_all(&fragment.as_bytes()[start..at])?;
+            if ch == '/' {
+                writer.write_all(b"\\/")?;
+            } else {
+                for unit in ch.encode_utf16(&mut [0u16; 2]) {
+                    write!(writer, "\\u{unit:04x}")?;
                 }
             }
+            start = at + ch.len_utf8();
         }
+        writer.write_all(&fragment.as_bytes()[start..])
     }
-    out.push(b'"');
-    Some(())
+}
+
+#[cfg(test)]
+fn encode_string(bytes: &[u8], out: &mut Vec<u8>) -> Option<()> {
+    use serde::Serialize;
+    let text = std::str::from_utf8(bytes).ok()?;
+    text.serialize(&mut Serializer::with_formatter(out, PhpFormatter))
+        .ok()
 }
 
 #[cfg(test)]

@@ -1,9 +1,10 @@
 //! Pure emulation of the PHP behaviour the legacy scripts depend on: no sockets, no MySQL.
 //!
 //! Everything that decides response bytes or stored values the way PHP did lives here, so it can
-//! be tested against PHP's own observed output (`../shared/php-compat.md`) without a server:
-//! request decoding (`$_COOKIE`, `$_POST`, `empty()`), `setcookie()`, `json_encode()` of a fetched
-//! row, and the text a `.php` file prints outside its `<?php … ?>` blocks.
+//! be tested against PHP's own observed output without a server (`docs/php-compat.md` states
+//! the rules): request decoding (`$_COOKIE`, `$_POST`, `empty()`), `setcookie()`,
+//! `json_encode()` of a fetched row, and the text a `.php` file prints outside its
+//! `<?php … ?>` blocks.
 
 pub mod cookie;
 pub mod form;

@@ -13,13 +13,14 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use chat_compat::http::Exchange;
 use chat_server::{Config, Hub};
 use clap::Parser;
 use mysql_async::prelude::Queryable;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 /// How long any single wait in a test may take before it fails.
 pub const DEADLINE: Duration = Duration::from_secs(10);
@@ -292,7 +293,7 @@ pub struct RawResponse {
 }
 
 impl RawResponse {
-    /// Writes `raw` on a new connection and reads one response.
+    /// Writes `raw` on a new connection and reads one response (within [`DEADLINE`]).
     pub async fn exchange(addr: SocketAddr, raw: &[u8]) -> RawResponse {
         let mut conn = ResponseReader::open(addr, raw).await;
         conn.read_response().await
@@ -321,105 +322,84 @@ impl RawResponse {
     }
 }
 
-/// A connection with a request written, read incrementally (long polls, streams).
+/// A connection with a request written, read incrementally (long polls, streams), through the
+/// workspace's one raw HTTP/1.1 client. Every read fails the test after [`DEADLINE`] at most.
 pub struct ResponseReader {
-    reader: BufReader<TcpStream>,
+    exchange: Exchange,
+    /// Chunks already handed out by [`ResponseReader::read_chunk`].
+    chunks_read: usize,
 }
 
 impl ResponseReader {
-    /// Connects and writes `raw`.
+    /// Connects and writes `raw` (a `HEAD` request expects no body).
     pub async fn open(addr: SocketAddr, raw: &[u8]) -> ResponseReader {
-        let mut stream = TcpStream::connect(addr).await.expect("connect");
-        stream.write_all(raw).await.expect("write request");
+        let exchange = Exchange::send(&addr.to_string(), raw, raw.starts_with(b"HEAD "))
+            .await
+            .unwrap_or_else(|err| panic!("sending the request: {err}"));
         ResponseReader {
-            reader: BufReader::new(stream),
+            exchange,
+            chunks_read: 0,
         }
+    }
+
+    /// Reads until `done` holds; panics naming `what` at the deadline or on a protocol error.
+    async fn read_until(&mut self, what: &str, done: impl Fn(&Exchange) -> bool) -> bool {
+        self.exchange
+            .read_until(Instant::now() + DEADLINE, done)
+            .await
+            .unwrap_or_else(|err| panic!("reading {what}: {err}"))
     }
 
     /// Reads status line and headers.
     pub async fn read_head(&mut self) -> (u16, Vec<(String, Vec<u8>)>) {
-        let mut line = String::new();
-        self.reader.read_line(&mut line).await.expect("status line");
-        let status = line
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("bad status line {line:?}"));
-        let mut headers = Vec::new();
-        loop {
-            let mut raw = Vec::new();
-            self.reader
-                .read_until(b'\n', &mut raw)
-                .await
-                .expect("header line");
-            let raw = raw.strip_suffix(b"\r\n").unwrap_or(&raw).to_vec();
-            if raw.is_empty() {
-                break;
-            }
-            let colon = raw.iter().position(|&b| b == b':').expect("header colon");
-            let name = String::from_utf8_lossy(&raw[..colon]).into_owned();
-            let value = raw[colon + 1..]
-                .iter()
-                .skip_while(|&&b| b == b' ')
-                .copied()
-                .collect();
-            headers.push((name, value));
-        }
-        (status, headers)
+        self.read_until("the response head", |x| x.head.is_some())
+            .await;
+        let head = self.exchange.head.as_ref().unwrap_or_else(|| {
+            panic!("no response head within {DEADLINE:?} (or the connection closed)")
+        });
+        (head.status, head.headers.clone())
     }
 
     /// Reads a whole response (Content-Length, chunked, or until close).
     pub async fn read_response(&mut self) -> RawResponse {
         let (status, headers) = self.read_head().await;
-        let response = RawResponse {
+        if !self.read_until("the response body", |x| x.complete).await {
+            panic!("the response body did not complete within {DEADLINE:?}");
+        }
+        RawResponse {
             status,
             headers,
-            body: Vec::new(),
-        };
-        let body = if let Some(length) = response.header("content-length") {
-            let mut body = vec![0; length.trim().parse().expect("content-length")];
-            self.reader.read_exact(&mut body).await.expect("body");
-            body
-        } else if response
-            .header("transfer-encoding")
-            .is_some_and(|te| te.contains("chunked"))
-        {
-            let mut body = Vec::new();
-            while let Some(chunk) = self.read_chunk().await {
-                body.extend(chunk);
-            }
-            body
-        } else {
-            let mut body = Vec::new();
-            self.reader
-                .read_to_end(&mut body)
-                .await
-                .expect("body to close");
-            body
-        };
-        RawResponse { body, ..response }
+            body: self.exchange.body.clone(),
+        }
     }
 
-    /// Reads one chunk of a chunked body; `None` at the last chunk.
+    /// Reads the next chunk of a chunked body; `None` once the last chunk has arrived.
     pub async fn read_chunk(&mut self) -> Option<Vec<u8>> {
-        let mut size_line = String::new();
-        self.reader
-            .read_line(&mut size_line)
-            .await
-            .expect("chunk size");
-        let size = usize::from_str_radix(size_line.trim(), 16)
-            .unwrap_or_else(|_| panic!("bad chunk size {size_line:?}"));
-        let mut chunk = vec![0; size + 2];
-        self.reader.read_exact(&mut chunk).await.expect("chunk");
-        chunk.truncate(size);
-        (size > 0).then_some(chunk)
+        let want = self.chunks_read + 1;
+        self.read_until("a chunk", |x| x.chunk_ends.len() >= want)
+            .await;
+        let ends = &self.exchange.chunk_ends;
+        if ends.len() >= want {
+            let start = if want == 1 { 0 } else { ends[want - 2] };
+            self.chunks_read = want;
+            return Some(self.exchange.body[start..ends[want - 1]].to_vec());
+        }
+        assert!(
+            self.exchange.complete,
+            "no chunk within {DEADLINE:?}, and the body did not end either"
+        );
+        None
     }
 
     /// Whether nothing at all arrives within `quiet` (for "still waiting" checks).
     pub async fn is_silent_for(&mut self, quiet: Duration) -> bool {
-        tokio::time::timeout(quiet, self.reader.fill_buf())
+        let before = self.exchange.received();
+        let arrived = self
+            .exchange
+            .read_until(Instant::now() + quiet, |x| x.received() > before)
             .await
-            .is_err()
+            .unwrap_or_else(|err| panic!("reading: {err}"));
+        !arrived && !self.exchange.closed() && self.exchange.received() == before
     }
 }
 

@@ -8,7 +8,7 @@ use std::path::Path;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use super::CompatError;
+use crate::CompatError;
 
 /// The base `CREATE TABLE`, shared with the server's own schema so the variants cannot drift.
 const BASE_SCHEMA: &str = include_str!("../../sql/schema.sql");

@@ -2,20 +2,20 @@
 //! one, or the legacy PHP behind nginx) over raw HTTP/1.1 and prints one JSON line per run.
 //!
 //! ```text
-//! cargo run --release --example loadgen -- --target 127.0.0.1:8080 latency --rounds 30
-//! cargo run --release --example loadgen -- --target 127.0.0.1:8080 sends --seconds 10 --concurrency 16
-//! cargo run --release --example loadgen -- --target 127.0.0.1:8080 waiters --count 20000 --hold-secs 10
+//! cargo run --release -p chat-bench -- --target 127.0.0.1:8080 latency --rounds 30
+//! cargo run --release -p chat-bench -- --target 127.0.0.1:8080 sends --seconds 10 --concurrency 16
+//! cargo run --release -p chat-bench -- --target 127.0.0.1:8080 waiters --count 20000 --hold-secs 10
 //! ```
 //!
 //! `waiters` opens one long poll per simulated customer, holds them (print `holding` on stderr so a
 //! script can sample the server meanwhile), then sends each customer one message and measures how
 //! long each took to arrive. Requests go through the compat suite's raw HTTP/1.1 client
-//! (`chat_server::compat::http`), one connection each.
+//! (`chat_compat::http`), one connection each.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chat_server::compat::http::{build_request, find, Exchange};
+use chat_compat::http::{build_request, find, Exchange};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]

@@ -8,9 +8,9 @@ use std::time::{Duration, SystemTime};
 use mysql_async::prelude::Queryable;
 use tokio::time::Instant;
 
-use super::http::{self, Exchange};
-use super::scenario::{CellValue, Request, Scenario, Step, DEFAULT_AWAIT_MS, DEFAULT_PENDING_MS};
-use super::CompatError;
+use crate::http::{self, Exchange};
+use crate::scenario::{CellValue, Request, Scenario, Step, DEFAULT_AWAIT_MS, DEFAULT_PENDING_MS};
+use crate::CompatError;
 
 /// Where to run a scenario: the server's base URL and the database its `msg` table lives in.
 #[derive(Debug, Clone)]
@@ -294,7 +294,7 @@ fn note(records: &mut [ExchangeRecord], id: &str, live: &Live, check: Check) {
             reason: head.reason.clone(),
             headers: head.headers.clone(),
             body: if live.digest {
-                super::scenario::body_digest(&body)
+                crate::scenario::body_digest(&body)
             } else {
                 body
             },
@@ -362,9 +362,12 @@ async fn prepare_table(
 }
 
 /// Reads the whole `msg` table through the text protocol (values as the bytes MySQL sends).
+///
+/// A locking read: it waits for claims still committing (the server sends a message's COMMIT
+/// and its bytes together, so the answer can reach us first) and reads what they committed.
 pub async fn dump_table(conn: &mut mysql_async::Conn) -> Result<TableDump, CompatError> {
     let mut result = conn
-        .query_iter("SELECT * FROM msg ORDER BY mid")
+        .query_iter("SELECT * FROM msg ORDER BY mid LOCK IN SHARE MODE")
         .await
         .map_err(db_err("dump msg"))?;
     let columns: Vec<String> = result

@@ -1,7 +1,14 @@
-//! A raw HTTP/1.1 client over a tokio `TcpStream`: requests go out exactly as built (header
-//! order, case and bytes), responses are parsed incrementally so a long poll can be watched
-//! and an endless agent stream read message by message. Bodies are de-chunked; chunk
-//! boundaries are not kept (compat/README.md says why).
+//! The one raw HTTP/1.1 client of the workspace, used by the compat tools, the server's tests
+//! and the load generator. Requests go out exactly as built (header order, case and bytes);
+//! responses are parsed incrementally so a long poll can be watched and an endless agent stream
+//! read message by message. Response heads and chunk-size lines are parsed by `httparse`.
+//!
+//! Every wait is bounded: connecting and writing by [`CONNECT_TIMEOUT`], every read by the
+//! deadline or timeout its method requires, so no caller can wait forever.
+//!
+//! Bodies are de-chunked into [`Exchange::body`]; where each chunk ended is kept in
+//! [`Exchange::chunk_ends`] for the tests that check the agent stream's chunk boundaries (the
+//! compat comparison itself ignores them; compat/README.md says why).
 
 use std::time::Duration;
 
@@ -9,10 +16,16 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use super::CompatError;
+use crate::CompatError;
+
+/// Bound on connecting and writing the request.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Largest response head we accept; nginx and hyper stay far below it.
 const MAX_HEAD: usize = 64 * 1024;
+
+/// Most header lines in a response head (nginx and hyper send about ten).
+const MAX_HEADERS: usize = 128;
 
 /// A parsed status line and header block.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,28 +87,43 @@ pub struct Exchange {
     pub head: Option<ResponseHead>,
     /// De-chunked body bytes so far.
     pub body: Vec<u8>,
+    /// For a chunked body: the offset in [`Exchange::body`] where each complete chunk ends.
+    pub chunk_ends: Vec<usize>,
     /// True once the body is complete (or the connection closed).
     pub complete: bool,
+    /// Bytes received so far, head and framing included.
+    received: usize,
     eof: bool,
 }
 
 impl Exchange {
-    /// Connects to `authority` (`host:port`) and writes `request` in one go.
+    /// Connects to `authority` (`host:port`) and writes `request` in one go, within
+    /// [`CONNECT_TIMEOUT`]. `head_request` says the response has no body whatever it declares.
     pub async fn send(
         authority: &str,
         request: &[u8],
         head_request: bool,
     ) -> Result<Exchange, CompatError> {
-        let mut stream = TcpStream::connect(authority)
+        let connect = async {
+            let mut stream = TcpStream::connect(authority)
+                .await
+                .map_err(|e| CompatError::Http(format!("connect {authority}: {e}")))?;
+            stream
+                .set_nodelay(true)
+                .map_err(|e| CompatError::Http(format!("nodelay: {e}")))?;
+            stream
+                .write_all(request)
+                .await
+                .map_err(|e| CompatError::Http(format!("write to {authority}: {e}")))?;
+            Ok(stream)
+        };
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, connect)
             .await
-            .map_err(|e| CompatError::Http(format!("connect {authority}: {e}")))?;
-        stream
-            .set_nodelay(true)
-            .map_err(|e| CompatError::Http(format!("nodelay: {e}")))?;
-        stream
-            .write_all(request)
-            .await
-            .map_err(|e| CompatError::Http(format!("write to {authority}: {e}")))?;
+            .map_err(|_| {
+                CompatError::Http(format!(
+                    "connect and write to {authority}: no progress within {CONNECT_TIMEOUT:?}"
+                ))
+            })??;
         Ok(Exchange {
             stream,
             buf: Vec::new(),
@@ -103,13 +131,16 @@ impl Exchange {
             framing: None,
             head: None,
             body: Vec::new(),
+            chunk_ends: Vec::new(),
             complete: false,
+            received: 0,
             eof: false,
         })
     }
 
-    /// Reads until `done(self)` holds, the response is complete, or `deadline` passes.
-    /// Returns whether `done` held.
+    /// Reads until `done(self)` holds, the response is complete, the connection closes, or
+    /// `deadline` passes. Returns whether `done` held. Cancel-safe: nothing read is lost when
+    /// the future is dropped.
     pub async fn read_until(
         &mut self,
         deadline: Instant,
@@ -130,7 +161,10 @@ impl Exchange {
                 Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => self.eof = true,
                 Ok(Err(e)) => return Err(CompatError::Http(format!("read: {e}"))),
                 Ok(Ok(0)) => self.eof = true,
-                Ok(Ok(n)) => self.buf.extend_from_slice(&chunk[..n]),
+                Ok(Ok(n)) => {
+                    self.received += n;
+                    self.buf.extend_from_slice(&chunk[..n]);
+                }
             }
             if self.eof {
                 self.parse()?;
@@ -141,15 +175,25 @@ impl Exchange {
         }
     }
 
-    /// Waits (up to `timeout`) for the whole response.
+    /// Waits (up to `timeout`) for the whole response; returns whether it arrived.
     pub async fn finish(&mut self, timeout: Duration) -> Result<bool, CompatError> {
         self.read_until(Instant::now() + timeout, |x| x.complete)
             .await
     }
 
+    /// Bytes received so far, head and framing included (to tell "nothing arrived").
+    pub fn received(&self) -> usize {
+        self.received
+    }
+
+    /// Whether the server closed the connection (or reset it).
+    pub fn closed(&self) -> bool {
+        self.eof
+    }
+
     fn parse(&mut self) -> Result<(), CompatError> {
         if self.head.is_none() {
-            let Some(end) = find(&self.buf, b"\r\n\r\n") else {
+            let Some((head, len)) = parse_head(&self.buf)? else {
                 if self.buf.len() > MAX_HEAD {
                     return Err(CompatError::Http("response head larger than 64 KiB".into()));
                 }
@@ -161,8 +205,7 @@ impl Exchange {
                 }
                 return Ok(());
             };
-            let head = parse_head(&self.buf[..end])?;
-            self.buf.drain(..end + 4);
+            self.buf.drain(..len);
             self.framing = Some(framing_of(&head, self.head_request)?);
             self.head = Some(head);
         }
@@ -189,22 +232,27 @@ impl Exchange {
                 }
                 Some(Framing::Chunked(state)) => {
                     let next = match state {
-                        ChunkState::Size => {
-                            let Some(eol) = find(&self.buf, b"\r\n") else {
-                                return Ok(());
-                            };
-                            let line = String::from_utf8_lossy(&self.buf[..eol]).into_owned();
-                            let digits = line.split(';').next().unwrap_or_default().trim();
-                            let size = usize::from_str_radix(digits, 16).map_err(|_| {
-                                CompatError::Http(format!("bad chunk size line {line:?}"))
-                            })?;
-                            self.buf.drain(..eol + 2);
-                            if size == 0 {
-                                ChunkState::Trailer
-                            } else {
-                                ChunkState::Data(size)
+                        ChunkState::Size => match httparse::parse_chunk_size(&self.buf) {
+                            Ok(httparse::Status::Partial) => return Ok(()),
+                            Ok(httparse::Status::Complete((len, size))) => {
+                                self.buf.drain(..len);
+                                match usize::try_from(size) {
+                                    Ok(0) => ChunkState::Trailer,
+                                    Ok(size) => ChunkState::Data(size),
+                                    Err(_) => {
+                                        return Err(CompatError::Http(format!(
+                                            "chunk of {size} bytes"
+                                        )))
+                                    }
+                                }
                             }
-                        }
+                            Err(httparse::InvalidChunkSize) => {
+                                return Err(CompatError::Http(format!(
+                                    "bad chunk size line in {:?}",
+                                    String::from_utf8_lossy(&self.buf[..self.buf.len().min(40)])
+                                )))
+                            }
+                        },
                         ChunkState::Data(rest) => {
                             if self.buf.is_empty() {
                                 return Ok(());
@@ -227,6 +275,7 @@ impl Exchange {
                                 ));
                             }
                             self.buf.drain(..2);
+                            self.chunk_ends.push(self.body.len());
                             ChunkState::Size
                         }
                         ChunkState::Trailer => {
@@ -280,46 +329,32 @@ fn framing_of(head: &ResponseHead, head_request: bool) -> Result<Framing, Compat
     Ok(Framing::UntilClose)
 }
 
-fn parse_head(bytes: &[u8]) -> Result<ResponseHead, CompatError> {
-    let mut lines = bytes
-        .split(|&b| b == b'\n')
-        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
-    let status_line = String::from_utf8_lossy(lines.next().unwrap_or_default()).into_owned();
-    let mut parts = status_line.splitn(3, ' ');
-    let version = parts.next().unwrap_or_default().to_owned();
-    let status = parts
-        .next()
-        .and_then(|s| s.parse::<u16>().ok())
-        .ok_or_else(|| CompatError::Http(format!("bad status line {status_line:?}")))?;
-    let reason = parts.next().unwrap_or_default().to_owned();
-    let mut headers = Vec::new();
-    for line in lines {
-        let colon = line.iter().position(|&b| b == b':').ok_or_else(|| {
-            CompatError::Http(format!(
-                "bad header line {:?}",
-                String::from_utf8_lossy(line)
-            ))
-        })?;
-        let name = String::from_utf8_lossy(&line[..colon]).into_owned();
-        let value = trim_ows(&line[colon + 1..]).to_vec();
-        headers.push((name, value));
-    }
-    Ok(ResponseHead {
-        version,
-        status,
-        reason,
-        headers,
-    })
-}
-
-fn trim_ows(mut v: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = v {
-        v = rest;
-    }
-    while let [rest @ .., b' ' | b'\t'] = v {
-        v = rest;
-    }
-    v
+/// The response head at the start of `buf` and its length, or `None` while it is incomplete.
+fn parse_head(buf: &[u8]) -> Result<Option<(ResponseHead, usize)>, CompatError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut headers);
+    let len = match response.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => {
+            let end = find(buf, b"\r\n\r\n").unwrap_or(buf.len()).min(200);
+            return Err(CompatError::Http(format!(
+                "bad response head ({e}): {:?}",
+                String::from_utf8_lossy(&buf[..end])
+            )));
+        }
+    };
+    let head = ResponseHead {
+        version: format!("HTTP/1.{}", response.version.unwrap_or(1)),
+        status: response.code.unwrap_or_default(),
+        reason: response.reason.unwrap_or_default().to_owned(),
+        headers: response
+            .headers
+            .iter()
+            .map(|h| (h.name.to_owned(), h.value.to_vec()))
+            .collect(),
+    };
+    Ok(Some((head, len)))
 }
 
 /// Position of `needle` in `haystack`.
@@ -424,6 +459,54 @@ mod tests {
         assert!(ex.finish(Duration::from_secs(5)).await.expect("read"));
         assert_eq!(ex.body, b"abcde");
         assert_eq!(ex.head.expect("head").status, 200);
+    }
+
+    #[tokio::test]
+    async fn chunk_boundaries_are_kept_beside_the_body() {
+        let addr = serve_once(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
+            .await;
+        let req = build_request("GET", "/", &addr, &[], b"");
+        let mut ex = Exchange::send(&addr, &req, false).await.expect("send");
+        assert!(ex.finish(Duration::from_secs(5)).await.expect("read"));
+        assert_eq!(ex.chunk_ends, vec![3, 5]);
+    }
+
+    #[tokio::test]
+    async fn header_values_lose_surrounding_blanks_and_keep_their_bytes() {
+        let addr = serve_once(
+            b"HTTP/1.0 404 Not  Found\r\nSet-Cookie:  a=\xe4 \r\nX-Empty:\r\nContent-Length: 0\r\n\r\n",
+        )
+        .await;
+        let req = build_request("GET", "/", &addr, &[], b"");
+        let mut ex = Exchange::send(&addr, &req, false).await.expect("send");
+        assert!(ex.finish(Duration::from_secs(5)).await.expect("read"));
+        let head = ex.head.expect("head");
+        assert_eq!(
+            (head.version.as_str(), head.status, head.reason.as_str()),
+            ("HTTP/1.0", 404, "Not  Found")
+        );
+        assert_eq!(
+            head.headers,
+            vec![
+                ("Set-Cookie".to_owned(), b"a=\xe4".to_vec()),
+                ("X-Empty".to_owned(), Vec::new()),
+                ("Content-Length".to_owned(), b"0".to_vec()),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_silent_server_ends_the_read_at_its_deadline() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let _held = tokio::spawn(async move { listener.accept().await });
+        let req = build_request("GET", "/", &addr, &[], b"");
+        let mut ex = Exchange::send(&addr, &req, false).await.expect("send");
+        assert!(!ex
+            .finish(Duration::from_millis(50))
+            .await
+            .expect("no error"));
+        assert_eq!((ex.received(), ex.closed()), (0, false));
     }
 
     #[tokio::test]
