@@ -6,17 +6,14 @@
 mod support;
 
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
+use support::process::{complete_body, content_of, exchange_from, ServerProcess};
 use support::{
-    form_request, get_request, legacy_site, wait_until, within, DbProxy, ResponseReader, TestDb,
-    TestServer, DEADLINE,
+    form_request, get_request, wait_until, within, DbProxy, ResponseReader, TestDb, TestServer,
+    DEADLINE,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -27,46 +24,6 @@ fn env_or(name: &str, default: usize) -> usize {
 
 fn poll_request(user: &str) -> Vec<u8> {
     get_request("/AJ05comitajax.php", Some(&format!("username={user}")))
-}
-
-/// One exchange read to the end of the connection, never panicking on a cut: what a client that
-/// outlives the server holds.
-async fn exchange_from(local: Option<&str>, addr: SocketAddr, raw: Vec<u8>) -> Option<Vec<u8>> {
-    let mut stream = match local {
-        None => TcpStream::connect(addr).await.ok()?,
-        Some(ip) => {
-            let socket = TcpSocket::new_v4().ok()?;
-            socket.bind(format!("{ip}:0").parse().ok()?).ok()?;
-            socket.connect(addr).await.ok()?
-        }
-    };
-    stream.write_all(&raw).await.ok()?;
-    let mut bytes = Vec::new();
-    let _ = stream.read_to_end(&mut bytes).await;
-    Some(bytes)
-}
-
-/// The body of a complete `200` response with a Content-Length, or `None` for anything cut short.
-fn complete_body(raw: &[u8]) -> Option<Vec<u8>> {
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = std::str::from_utf8(&raw[..split]).ok()?;
-    if !head.starts_with("HTTP/1.1 200") {
-        return None;
-    }
-    let length: usize = head
-        .lines()
-        .find_map(|line| line.strip_prefix("Content-Length: "))?
-        .trim()
-        .parse()
-        .ok()?;
-    let body = &raw[split + 4..];
-    (body.len() == length).then(|| body.to_vec())
-}
-
-/// The `content` of a poll's JSON answer.
-fn content_of(body: &[u8]) -> String {
-    let json: serde_json::Value = serde_json::from_slice(body).expect("poll answers JSON");
-    json["content"].as_str().expect("content").to_owned()
 }
 
 async fn status_of(db: &TestDb, contents: &[String]) -> HashMap<String, i64> {
@@ -127,75 +84,6 @@ async fn a_claim_blocked_by_a_row_lock_past_the_timeout_is_delivered_once_the_lo
     server.stop().await;
 }
 
-/// A server in a process of its own, so it can be killed.
-struct ServerProcess {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl ServerProcess {
-    async fn start(db: &TestDb) -> ServerProcess {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port")
-            .port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-        let child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
-            .args(["--listen", &addr.to_string(), "--database-url", &db.url])
-            .args(["--site", legacy_site().to_str().expect("utf8 path")])
-            .args(["--watch-interval-ms", "50", "--max-polls-per-address", "0"])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start chat-server");
-        let server = ServerProcess { child, addr };
-        let deadline = tokio::time::Instant::now() + DEADLINE;
-        while server.metric("chat_waiting_requests").await.is_none() {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "server did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        server
-    }
-
-    async fn metric(&self, name: &str) -> Option<u64> {
-        let raw =
-            exchange_from(None, self.addr, get_request("/.chat-server/metrics", None)).await?;
-        let body = complete_body(&raw)?;
-        String::from_utf8_lossy(&body)
-            .lines()
-            .find_map(|line| line.strip_prefix(&format!("{name} ")))?
-            .parse()
-            .ok()
-    }
-
-    async fn wait_for_waiting(&self, count: u64) {
-        let deadline = tokio::time::Instant::now() + DEADLINE * 3;
-        while self.metric("chat_waiting_requests").await != Some(count) {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{count} polls never parked"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn kill(mut self) {
-        // SIGKILL: no drain, no rollback from our side; only MySQL's own cleanup.
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reaped");
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test]
 async fn sigkill_mid_burst_doubles_nothing_and_loses_at_most_what_it_lands_between_two_writes() {
     // SIGKILL_CUSTOMERS / SIGKILL_TRIALS try harder than CI's default.
@@ -204,7 +92,7 @@ async fn sigkill_mid_burst_doubles_nothing_and_loses_at_most_what_it_lands_betwe
     let (mut lost, mut doubled) = (0, 0);
     for trial in 0..trials {
         let db = TestDb::with_schema().await;
-        let server = ServerProcess::start(&db).await;
+        let server = ServerProcess::start(&db.url, &[]).await;
         let users: Vec<String> = (0..customers).map(|i| format!("k{trial}x{i}")).collect();
         let polls: Vec<_> = users
             .iter()
@@ -238,6 +126,7 @@ async fn sigkill_mid_burst_doubles_nothing_and_loses_at_most_what_it_lands_betwe
             );
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
+        let mut server = server;
         server.kill();
         let mut received: HashMap<String, usize> = HashMap::new();
         for poll in polls {
@@ -277,7 +166,7 @@ async fn sigkill_mid_burst_doubles_nothing_and_loses_at_most_what_it_lands_betwe
             .count();
         // After the restart every customer with an unread message polls again, as a reloaded
         // page does (one that already had it would show it twice).
-        let server = ServerProcess::start(&db).await;
+        let server = ServerProcess::start(&db.url, &[]).await;
         let again: Vec<_> = rows
             .iter()
             .filter(|row| row.4 == 0)
@@ -300,6 +189,7 @@ async fn sigkill_mid_burst_doubles_nothing_and_loses_at_most_what_it_lands_betwe
             db.messages().await.iter().all(|row| row.4 == 1),
             "all read in the end"
         );
+        let mut server = server;
         println!(
             "trial {trial}: {first_round} of {customers} answered before the kill, lost {trial_lost}, doubled {trial_doubled}"
         );

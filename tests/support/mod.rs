@@ -6,6 +6,8 @@
 //! When it is unreachable the tests fail loudly; they never skip.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod process;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
