@@ -8,6 +8,7 @@
 pub mod cookie;
 pub mod form;
 pub mod json;
+pub mod multipart;
 pub mod script;
 pub mod url;
 pub mod vars;
