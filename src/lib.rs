@@ -5,6 +5,8 @@
 //!
 //! - [`config`]: every command-line flag and environment variable.
 //! - [`server`]: accept loop, hyper options, graceful drain.
+//! - [`front`]: each connection's reader: requests as nginx read them, handed to hyper.
+//! - [`nginx`]: pure rules of the legacy's nginx: which heads it accepts, its error pages.
 //! - [`routes`]: URL to endpoint; request to `$_COOKIE`/`$_POST`.
 //! - [`endpoints`]: one module per legacy script, composing `php`, `store` and `delivery`.
 //! - [`site`]: the legacy docroot: which file a path names, safely.
@@ -21,7 +23,9 @@ pub mod config;
 pub mod delivery;
 pub mod endpoints;
 pub mod error;
+pub mod front;
 pub mod hub;
+pub mod nginx;
 pub mod php;
 pub mod routes;
 pub mod server;
