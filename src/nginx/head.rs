@@ -108,6 +108,8 @@ struct RequestLine {
 pub struct HeadParser {
     /// Start of the first line not yet looked at.
     pos: usize,
+    /// How far the line starting at `pos` has been searched for its `\n`.
+    scanned: usize,
     buffers: Buffers,
     request_line: Option<RequestLine>,
     headers: Vec<Header>,
@@ -121,7 +123,13 @@ impl HeadParser {
 
     /// Looks at the lines of `data` (everything received for this request so far) not yet seen.
     pub fn advance(&mut self, data: &[u8]) -> Progress {
-        while let Some(newline) = data[self.pos..].iter().position(|&b| b == b'\n') {
+        loop {
+            let from = self.scanned.max(self.pos);
+            let Some(found) = data[from..].iter().position(|&b| b == b'\n') else {
+                self.scanned = data.len();
+                break;
+            };
+            let newline = from + found - self.pos;
             let line_len = newline + 1;
             let is_request_line = self.request_line.is_none();
             if let Err(refusal) = self.buffers.fit(line_len, is_request_line) {

@@ -7,6 +7,8 @@
 
 pub mod chunked;
 pub mod head;
+#[cfg(test)]
+mod props;
 pub mod uri;
 
 /// Where nginx prints its version in its pages, the server prints its name.
