@@ -306,6 +306,8 @@ impl Reader {
     async fn next_request(&mut self) -> Result<Request, Stop> {
         // One request at a time, as nginx.
         self.await_answers().await?;
+        // Between requests nginx gives its large header buffers back; so do we.
+        self.buf.shrink_to(self.buf.len());
         let first = self.issued == 0;
         let idle_deadline = Instant::now()
             + if first {
@@ -426,11 +428,11 @@ impl Reader {
     }
 }
 
+/// Reads what is available into `buf`, growing it by at most [`READ_CHUNK`] and exactly, so a
+/// connection's buffer is never much larger than the bytes it holds.
 async fn read_into(socket: &mut OwnedReadHalf, buf: &mut Vec<u8>) -> io::Result<usize> {
-    let mut chunk = [0u8; READ_CHUNK];
-    let n = socket.read(&mut chunk).await?;
-    buf.extend_from_slice(&chunk[..n]);
-    Ok(n)
+    buf.reserve_exact(READ_CHUNK);
+    socket.read_buf(buf).await
 }
 
 fn lock_queue(queue: &Queue) -> std::sync::MutexGuard<'_, VecDeque<Ticket>> {
