@@ -36,7 +36,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{timeout_at, Instant};
 
 use crate::nginx::chunked::{Decoder, Fed};
-use crate::nginx::head::{Head, HeadParser, Progress, MAX_HEAD_BYTES};
+use crate::nginx::head::{Head, HeadParser, Progress, CLIENT_HEADER_BUFFER, MAX_HEAD_BYTES};
 use crate::nginx::Refusal;
 
 /// nginx's timeouts and body limit.
@@ -428,10 +428,16 @@ impl Reader {
     }
 }
 
-/// Reads what is available into `buf`, growing it by at most [`READ_CHUNK`] and exactly, so a
-/// connection's buffer is never much larger than the bytes it holds.
+/// Reads what is available into `buf`. The buffer grows as nginx's do: first 1 KiB
+/// (`client_header_buffer_size`), then doubling, never past nginx's header buffers plus one
+/// read while a head is parsed, so a connection's buffer stays close to the bytes it holds.
 async fn read_into(socket: &mut OwnedReadHalf, buf: &mut Vec<u8>) -> io::Result<usize> {
-    buf.reserve_exact(READ_CHUNK);
+    if buf.capacity() == buf.len() {
+        let grown = (buf.capacity() * 2)
+            .clamp(CLIENT_HEADER_BUFFER, MAX_HEAD_BYTES + READ_CHUNK)
+            .max(buf.len() + READ_CHUNK.min(CLIENT_HEADER_BUFFER));
+        buf.reserve_exact(grown - buf.len());
+    }
     socket.read_buf(buf).await
 }
 

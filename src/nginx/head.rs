@@ -112,8 +112,12 @@ pub struct HeadParser {
     scanned: usize,
     buffers: Buffers,
     request_line: Option<RequestLine>,
-    headers: Vec<Header>,
+    /// Where each valid header's name and value lie in the data: nothing is copied until the
+    /// head is complete, so a head costs its buffer and no more (nginx keeps pointers too).
+    headers: Vec<(Span, Span)>,
 }
+
+type Span = std::ops::Range<usize>;
 
 impl HeadParser {
     /// A parser for a new request.
@@ -135,6 +139,7 @@ impl HeadParser {
             if let Err(refusal) = self.buffers.fit(line_len, is_request_line) {
                 return Progress::Refused(refusal);
             }
+            let line_start = self.pos;
             let mut line = &data[self.pos..self.pos + newline];
             self.pos += line_len;
             if let Some(stripped) = line.strip_suffix(b"\r") {
@@ -153,17 +158,19 @@ impl HeadParser {
                     Err(refusal) => return Progress::Refused(refusal),
                 }
             } else if line.is_empty() {
-                return match self.finish() {
+                return match self.finish(data) {
                     Ok(head) => Progress::Complete(Box::new(head), self.pos),
                     Err(refusal) => Progress::Refused(refusal),
                 };
             } else {
                 match parse_header_line(line) {
-                    Ok(Some(header)) => {
-                        if let Err(refusal) = self.check_header(&header) {
+                    Ok(Some((name, value))) => {
+                        let name = line_start + name.start..line_start + name.end;
+                        let value = line_start + value.start..line_start + value.end;
+                        if let Err(refusal) = self.check_header(data, &name, &value) {
                             return Progress::Refused(refusal);
                         }
-                        self.headers.push(header);
+                        self.headers.push((name, value));
                     }
                     Ok(None) => {}
                     Err(refusal) => return Progress::Refused(refusal),
@@ -181,7 +188,8 @@ impl HeadParser {
     }
 
     /// Refusals nginx makes while reading each header line.
-    fn check_header(&self, (name, value): &Header) -> Result<(), Refusal> {
+    fn check_header(&self, data: &[u8], name: &Span, value: &Span) -> Result<(), Refusal> {
+        let (name, value) = (&data[name.clone()], &data[value.clone()]);
         let unique = UNIQUE
             .iter()
             .any(|unique| name.eq_ignore_ascii_case(unique.as_bytes()));
@@ -189,7 +197,7 @@ impl HeadParser {
             && self
                 .headers
                 .iter()
-                .any(|(seen, _)| seen.eq_ignore_ascii_case(name))
+                .any(|(seen, _)| data[seen.clone()].eq_ignore_ascii_case(name))
         {
             return Err(Refusal::BadRequest);
         }
@@ -200,14 +208,18 @@ impl HeadParser {
     }
 
     /// The checks of `ngx_http_process_request_header`, in nginx's order.
-    fn finish(&mut self) -> Result<Head, Refusal> {
+    fn finish(&mut self, data: &[u8]) -> Result<Head, Refusal> {
         let line = self.request_line.take().ok_or(Refusal::BadRequest)?;
         let mut head = Head {
             method: line.method,
             request_uri: line.request_uri,
             target: line.target,
             version: line.version,
-            headers: std::mem::take(&mut self.headers),
+            headers: self
+                .headers
+                .drain(..)
+                .map(|(name, value)| (data[name].to_vec(), data[value].to_vec()))
+                .collect(),
             content_length: None,
             chunked: false,
             keep_alive: line.version >= HTTP_11,
@@ -393,7 +405,7 @@ fn digits(text: &[u8]) -> Option<(u32, &[u8])> {
 }
 
 /// `Ok(None)` for a line nginx ignores (`ignore_invalid_headers on`, `underscores_in_headers off`).
-fn parse_header_line(line: &[u8]) -> Result<Option<Header>, Refusal> {
+fn parse_header_line(line: &[u8]) -> Result<Option<(Span, Span)>, Refusal> {
     let bad = Refusal::BadRequest;
     let name_end = line.iter().position(|&b| b == b':').unwrap_or(line.len());
     let name = &line[..name_end];
@@ -409,17 +421,17 @@ fn parse_header_line(line: &[u8]) -> Result<Option<Header>, Refusal> {
             valid = false;
         }
     }
-    let mut value = line.get(name_end + 1..).unwrap_or_default();
-    if value.contains(&0) {
+    let (mut start, mut end) = ((name_end + 1).min(line.len()), line.len());
+    if line[start..].contains(&0) {
         return Err(bad);
     }
-    while let Some(v) = value.strip_prefix(b" ") {
-        value = v;
+    while start < end && line[start] == b' ' {
+        start += 1;
     }
-    while let Some(v) = value.strip_suffix(b" ") {
-        value = v;
+    while end > start && line[end - 1] == b' ' {
+        end -= 1;
     }
-    Ok(valid.then(|| (name.to_vec(), value.to_vec())))
+    Ok(valid.then_some((0..name_end, start..end)))
 }
 
 /// `ngx_http_validate_host`.
