@@ -36,7 +36,9 @@ use tokio::task::JoinHandle;
 use tokio::time::{timeout_at, Instant};
 
 use crate::nginx::chunked::{Decoder, Fed};
-use crate::nginx::head::{Head, HeadParser, Progress, CLIENT_HEADER_BUFFER, MAX_HEAD_BYTES};
+use crate::nginx::head::{
+    is_head_request, Head, HeadParser, Progress, CLIENT_HEADER_BUFFER, MAX_HEAD_BYTES,
+};
 use crate::nginx::Refusal;
 
 /// nginx's timeouts and body limit.
@@ -137,6 +139,7 @@ pub fn connect(stream: TcpStream, limits: Limits) -> (FrontIo, Queue, JoinHandle
         signals: Arc::clone(&signals),
         issued: 0,
         limits,
+        head_only: false,
     };
     let task = tokio::spawn(reader.run());
     let io = FrontIo {
@@ -207,6 +210,9 @@ struct Reader {
     signals: Arc<Signals>,
     issued: u64,
     limits: Limits,
+    /// Whether the request being read is a `HEAD` one, as far as nginx would know: its answer,
+    /// refusals included, has no body.
+    head_only: bool,
 }
 
 /// How the reader stops.
@@ -242,7 +248,7 @@ impl Reader {
                 }
                 Err(Stop::Close) => return,
                 Err(Stop::Refuse(refusal)) => {
-                    let stand_in = stand_in(false, 1001, false);
+                    let stand_in = stand_in(self.head_only, 1001, false);
                     if self
                         .hand_over(Handover::Refused(refusal), &stand_in)
                         .await
@@ -321,7 +327,10 @@ impl Reader {
         let (head, used) = loop {
             match parser.advance(&self.buf) {
                 Progress::Complete(head, used) => break (*head, used),
-                Progress::Refused(refusal) => return Err(Stop::Refuse(refusal)),
+                Progress::Refused(refusal) => {
+                    self.head_only = is_head_request(&self.buf);
+                    return Err(Stop::Refuse(refusal));
+                }
                 Progress::Incomplete => {}
             }
             let deadline = head_deadline.unwrap_or(idle_deadline);
@@ -334,6 +343,7 @@ impl Reader {
             }
         };
         self.buf.drain(..used);
+        self.head_only = head.method == "HEAD";
         if head
             .content_length
             .is_some_and(|length| length > self.limits.max_body)

@@ -51,6 +51,10 @@ pub async fn handle(app: Arc<App>, ticket: Option<Ticket>) -> Result<Response<Bo
         Handover::Refused(crate::nginx::Refusal::BadRequest),
     );
     let response = match handover {
+        // nginx says `Connection: close` whenever it will close, HTTP/1.0 included.
+        Handover::Request(request) if !request.head.keep_alive => {
+            closing(route(&app, *request).await)
+        }
         Handover::Request(request) => route(&app, *request).await,
         Handover::Refused(refusal) => closing(refused(refusal)),
     };
@@ -105,6 +109,10 @@ async fn route(app: &App, request: Request) -> Response<Body> {
         Resource::OtherScript(printed) => files::other_script(version, printed),
         Resource::File(file, content_type) => {
             files::static_file(&request.head.method, &file, content_type).await
+        }
+        // nginx's static module refuses other methods before the index module looks.
+        Resource::Directory if !matches!(&*request.head.method, "GET" | "HEAD" | "POST") => {
+            error_page(StatusCode::METHOD_NOT_ALLOWED)
         }
         Resource::Directory => error_page(StatusCode::FORBIDDEN),
         Resource::NotFound => error_page(StatusCode::NOT_FOUND),

@@ -292,3 +292,35 @@ async fn a_client_that_leaves_mid_head_is_dropped_quietly() {
     assert_eq!(page.status, 200);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn head_refusals_have_no_body_and_other_methods_on_a_directory_are_405() {
+    let db = TestDb::with_schema().await;
+    let server = TestServer::start(&db).await;
+    // nginx knows the method before it refuses the rest, and answers HEAD without a body.
+    let mut stream = TcpStream::connect(server.addr).await.expect("connect");
+    stream
+        .write_all(b"HEAD / HTTP/2.0\r\nHost: h\r\n\r\n")
+        .await
+        .expect("write");
+    let mut answer = Vec::new();
+    within(DEADLINE, "refusal", stream.read_to_end(&mut answer))
+        .await
+        .expect("read");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 505 "), "{text}");
+    assert!(text.contains("\r\nConnection: close\r\n"), "{text}");
+    assert!(text.ends_with("\r\n\r\n"), "headers only: {text}");
+    let options = server
+        .send(b"OPTIONS / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+        .await;
+    assert_eq!(options.status, 405);
+    let post = server
+        .send(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        .await;
+    assert_eq!(post.status, 403);
+    // HTTP/1.0 answers say they close, as nginx's do.
+    let old = server.send(b"GET /AJ04custserv.php HTTP/1.0\r\n\r\n").await;
+    assert_eq!(old.header("connection").as_deref(), Some("close"));
+    server.stop().await;
+}

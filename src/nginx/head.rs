@@ -103,6 +103,16 @@ struct RequestLine {
     version: u32,
 }
 
+/// Whether nginx would know this request as `HEAD` (its answers then have no body): the method
+/// is read first, so even a request refused later in its head counts.
+pub fn is_head_request(data: &[u8]) -> bool {
+    let start = data
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(data.len());
+    data[start..].starts_with(b"HEAD ")
+}
+
 /// Incremental parser of one request head.
 #[derive(Default)]
 pub struct HeadParser {
@@ -142,8 +152,15 @@ impl HeadParser {
             let line_start = self.pos;
             let mut line = &data[self.pos..self.pos + newline];
             self.pos += line_len;
+            // A line ends in LF, after one CR; a header line after any number of CRs
+            // (`sw_almost_done` skips them), but the empty line ending the head after one only.
             if let Some(stripped) = line.strip_suffix(b"\r") {
                 line = stripped;
+            }
+            if !is_request_line && !line.is_empty() && !line.iter().all(|&b| b == b'\r') {
+                while let Some(stripped) = line.strip_suffix(b"\r") {
+                    line = stripped;
+                }
             }
             if line.contains(&b'\r') {
                 return Progress::Refused(Refusal::BadRequest);

@@ -361,3 +361,27 @@ fn an_incomplete_head_waits() {
     ));
     assert!(matches!(parse(b""), Progress::Incomplete));
 }
+
+#[test]
+fn header_lines_may_end_in_several_carriage_returns() {
+    let head = accepted(&get(b"X-A: 1\r\r\r\nCookie\r\r\n"));
+    assert_eq!(head.first("x-a"), Some(&b"1"[..]));
+    assert_eq!(head.last("cookie"), Some(&b""[..]));
+    assert_eq!(refused(&get(b"X-A: 1\r \r\n")), Refusal::BadRequest);
+    assert_eq!(
+        refused(b"GET / HTTP/1.1\r\nHost: h\r\n\r\r\n"),
+        Refusal::BadRequest
+    );
+    assert_eq!(
+        refused(b"GET / HTTP/1.1\r\r\nHost: h\r\n\r\n"),
+        Refusal::BadRequest
+    );
+}
+
+#[test]
+fn head_requests_are_known_from_their_first_bytes() {
+    assert!(is_head_request(b"\r\nHEAD /x HTTP/2.0\r\n"));
+    assert!(is_head_request(b"HEAD /aaaaaaaa"));
+    assert!(!is_head_request(b"head / HTTP/1.1"));
+    assert!(!is_head_request(b"GET / HTTP/1.1"));
+}
