@@ -25,8 +25,6 @@ pub enum Refusal {
     HeaderTooLarge,
     /// 405: `TRACE`, `CONNECT`.
     NotAllowed,
-    /// 408: the body did not arrive in time.
-    RequestTimeout,
     /// 413: the body is larger than `client_max_body_size`.
     EntityTooLarge,
     /// 414: the request line does not fit a large header buffer.
@@ -43,7 +41,6 @@ impl Refusal {
         match self {
             Refusal::BadRequest | Refusal::HeaderTooLarge => 400,
             Refusal::NotAllowed => 405,
-            Refusal::RequestTimeout => 408,
             Refusal::EntityTooLarge => 413,
             Refusal::UriTooLarge => 414,
             Refusal::NotImplemented => 501,
