@@ -5,6 +5,8 @@
 //!
 //! - `config`: every command-line flag and environment variable.
 //! - `server`: accept loop, hyper options, graceful drain.
+//! - `front`: each connection's reader: requests as nginx read them, handed to hyper.
+//! - `nginx`: pure rules of the legacy's nginx: which heads it accepts, its error pages.
 //! - `routes`: URL to endpoint; request to `$_COOKIE`/`$_POST`.
 //! - `endpoints`: one module per legacy script, composing `php` and `delivery`.
 //! - `site`: the legacy docroot: which file a path names, safely.
@@ -26,9 +28,11 @@ mod config;
 mod delivery;
 mod endpoints;
 mod error;
+mod front;
 mod hub;
 mod inbox;
 mod limits;
+mod nginx;
 mod php;
 mod routes;
 mod server;

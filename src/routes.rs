@@ -1,21 +1,25 @@
-//! Request routing: one match from URL to endpoint, and the one place a hyper request becomes
-//! the `$_COOKIE`/`$_POST` a PHP script would have seen.
+//! Request routing: one match from URL to endpoint, and the one place a request (as nginx
+//! handed it over, see [`crate::front`]) becomes the `$_COOKIE`/`$_POST` a PHP script would
+//! have seen.
 
 use std::convert::Infallible;
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::task::{Context, Poll};
 
-use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
-use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, COOKIE};
-use hyper::{Request, Response, StatusCode};
+use bytes::Bytes;
+use http_body::{Frame, SizeHint};
+use http_body_util::BodyExt;
+use hyper::header::{HeaderValue, CONNECTION, CONTENT_TYPE};
+use hyper::{Response, StatusCode};
 
 use crate::config::Config;
 use crate::delivery::Mailbox;
 use crate::endpoints::{error_page, files, full, pages, poll, send, stream, Body, PhpRequest};
+use crate::front::{Handover, Request, Ticket};
 use crate::limits::ParkLimits;
-use crate::php::{cookie, form};
+use crate::php::{cookie, form, multipart};
 use crate::site::{Endpoint, Resource, Site};
 
 /// Liveness probe for orchestrators. It starts with a dot-directory, which the site never serves,
@@ -23,10 +27,6 @@ use crate::site::{Endpoint, Resource, Site};
 pub const HEALTH_PATH: &str = "/.chat-server/health";
 /// Prometheus text-format gauges, beside the health probe for the same reason.
 pub const METRICS_PATH: &str = "/.chat-server/metrics";
-
-/// How long a form body may take to arrive (nginx's `client_body_timeout`), so a client that
-/// trickles its body cannot hold a request open forever.
-const BODY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Everything a request handler needs, shared by all connections.
 #[derive(Debug)]
@@ -41,35 +41,70 @@ pub struct App {
     pub limits: Arc<ParkLimits>,
 }
 
-/// hyper's service function. Errors never reach hyper: each becomes the answer PHP would give.
+/// hyper's service function, for the request the front handed over. Errors never reach hyper:
+/// each becomes the answer nginx or PHP would give. The ticket lives as long as the response
+/// body, so the front reads the next request only once this answer is finished.
 pub async fn handle(
     app: Arc<App>,
     peer: IpAddr,
-    request: Request<Incoming>,
+    ticket: Option<Ticket>,
 ) -> Result<Response<Body>, Infallible> {
-    Ok(route(&app, peer, request).await)
+    let Some(mut ticket) = ticket else {
+        // Cannot happen: the front queues a ticket before every stand-in request.
+        return Ok(closing(error_page(StatusCode::BAD_REQUEST)));
+    };
+    let handover = std::mem::replace(
+        &mut ticket.handover,
+        Handover::Refused(crate::nginx::Refusal::BadRequest),
+    );
+    let response = match handover {
+        // nginx says `Connection: close` whenever it will close, HTTP/1.0 included.
+        Handover::Request(request) if !request.head.keep_alive => {
+            closing(route(&app, peer, *request).await)
+        }
+        Handover::Request(request) => route(&app, peer, *request).await,
+        Handover::Refused(refusal) => closing(refused(refusal)),
+    };
+    let (parts, body) = response.into_parts();
+    let body = TicketBody {
+        inner: body,
+        _ticket: ticket,
+    };
+    Ok(Response::from_parts(parts, body.boxed_unsync()))
 }
 
-async fn route(app: &App, peer: IpAddr, request: Request<Incoming>) -> Response<Body> {
-    let path = request.uri().path().to_owned();
-    if path == HEALTH_PATH {
+/// nginx's answer to a request it refused.
+pub fn refused(refusal: crate::nginx::Refusal) -> Response<Body> {
+    let mut response = Response::new(full(refusal.page(crate::nginx::SIGNATURE)));
+    *response.status_mut() =
+        StatusCode::from_u16(refusal.status()).expect("nginx statuses are valid");
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/html"));
+    response
+}
+
+fn closing(mut response: Response<Body>) -> Response<Body> {
+    response
+        .headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+async fn route(app: &App, peer: IpAddr, request: Request) -> Response<Body> {
+    let path = &request.head.target.path;
+    if path == HEALTH_PATH.as_bytes() {
         return Response::new(full("ok\n"));
     }
-    if path == METRICS_PATH {
+    if path == METRICS_PATH.as_bytes() {
         return Response::new(full(app.mailbox.metrics()));
     }
-    let Some(relative) = strip_base(app.config.base_path(), &path) else {
+    let Some(relative) = strip_base(app.config.base_path().as_bytes(), path) else {
         return error_page(StatusCode::NOT_FOUND);
     };
-    if declared_length(&request).is_some_and(|length| length > app.config.max_body_bytes) {
-        return error_page(StatusCode::PAYLOAD_TOO_LARGE);
-    }
     match app.site.resolve(relative).await {
         Resource::Endpoint(endpoint, script) => {
-            let php = match php_request(request, app).await {
-                Ok(php) => php,
-                Err(status) => return error_page(status),
-            };
+            let php = php_request(&request, app);
             match endpoint {
                 Endpoint::AgentPage => pages::agent(script, &php),
                 Endpoint::CustomerPage => pages::customer(script, &php),
@@ -90,7 +125,11 @@ async fn route(app: &App, peer: IpAddr, request: Request<Incoming>) -> Response<
         }
         Resource::OtherScript(printed) => files::other_script(app.config.php, printed),
         Resource::File(file, content_type) => {
-            files::static_file(request.method(), &file, content_type).await
+            files::static_file(&request.head.method, &file, content_type).await
+        }
+        // nginx's static module refuses other methods before the index module looks.
+        Resource::Directory if !matches!(&*request.head.method, "GET" | "HEAD" | "POST") => {
+            error_page(StatusCode::METHOD_NOT_ALLOWED)
         }
         Resource::Directory => error_page(StatusCode::FORBIDDEN),
         Resource::NotFound => error_page(StatusCode::NOT_FOUND),
@@ -98,55 +137,57 @@ async fn route(app: &App, peer: IpAddr, request: Request<Incoming>) -> Response<
 }
 
 /// The path below the base path, or `None` when the request is outside the site.
-fn strip_base<'a>(base: &str, path: &'a str) -> Option<&'a str> {
+fn strip_base<'a>(base: &[u8], path: &'a [u8]) -> Option<&'a [u8]> {
     let rest = path.strip_prefix(base)?;
-    (rest.is_empty() || rest.starts_with('/')).then_some(rest)
-}
-
-fn declared_length(request: &Request<Incoming>) -> Option<u64> {
-    request
-        .headers()
-        .get(CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .parse()
-        .ok()
+    (rest.is_empty() || rest.starts_with(b"/")).then_some(rest)
 }
 
 /// Decodes cookies and, for a form POST, the body, as PHP would.
-async fn php_request(request: Request<Incoming>, app: &App) -> Result<PhpRequest, StatusCode> {
+fn php_request(request: &Request, app: &App) -> PhpRequest {
     let version = app.config.php;
-    // Several Cookie lines reach PHP joined with "; ", as nginx joins them.
-    let cookie_header: Vec<&[u8]> = request
-        .headers()
-        .get_all(COOKIE)
-        .iter()
-        .map(|value| value.as_bytes())
-        .collect();
-    let cookies = cookie::parse(&cookie_header.join(&b"; "[..]), version);
-    let content_type = request
-        .headers()
-        .get(CONTENT_TYPE)
-        .map(|value| value.as_bytes());
-    if !form::is_form_post(request.method().as_str(), content_type) {
-        return Ok(PhpRequest {
-            cookies,
-            version,
-            ..PhpRequest::default()
-        });
-    }
-    let limit = usize::try_from(app.config.max_body_bytes).unwrap_or(usize::MAX);
-    let collect = Limited::new(request.into_body(), limit).collect();
-    let body = tokio::time::timeout(BODY_TIMEOUT, collect)
-        .await
-        .map_err(|_| StatusCode::REQUEST_TIMEOUT)?
-        .map_err(|_| StatusCode::PAYLOAD_TOO_LARGE)?
-        .to_bytes();
-    Ok(PhpRequest {
+    let head = &request.head;
+    let cookies = cookie::parse(head.last("cookie").unwrap_or_default(), version);
+    let content_type = head.first("content-type");
+    let post = if form::is_form_post(&head.method, content_type) {
+        form::parse(&request.body, version)
+    } else if let Some(content_type) =
+        content_type.filter(|ct| head.method == "POST" && multipart::is_multipart(ct))
+    {
+        multipart::parse(&request.body, content_type, &multipart::Limits::default())
+    } else {
+        Default::default()
+    };
+    PhpRequest {
         cookies,
-        post: form::parse(&body, version),
+        post,
         version,
-    })
+    }
+}
+
+/// A response body that keeps its request's ticket until hyper drops it.
+struct TicketBody {
+    inner: Body,
+    _ticket: Ticket,
+}
+
+impl http_body::Body for TicketBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 #[cfg(test)]
@@ -155,12 +196,15 @@ mod tests {
 
     #[test]
     fn base_path_is_a_whole_segment() {
-        assert_eq!(strip_base("", "/AJsendmsg.php"), Some("/AJsendmsg.php"));
         assert_eq!(
-            strip_base("/chat", "/chat/AJsendmsg.php"),
-            Some("/AJsendmsg.php")
+            strip_base(b"", b"/AJsendmsg.php"),
+            Some(&b"/AJsendmsg.php"[..])
         );
-        assert_eq!(strip_base("/chat", "/chatter/x"), None);
-        assert_eq!(strip_base("/chat", "/AJsendmsg.php"), None);
+        assert_eq!(
+            strip_base(b"/chat", b"/chat/AJsendmsg.php"),
+            Some(&b"/AJsendmsg.php"[..])
+        );
+        assert_eq!(strip_base(b"/chat", b"/chatter/x"), None);
+        assert_eq!(strip_base(b"/chat", b"/AJsendmsg.php"), None);
     }
 }

@@ -76,13 +76,15 @@ impl Site {
         Ok(Site { root, scripts })
     }
 
-    /// Resolves a URL path relative to the site (already stripped of the base path, not yet
-    /// percent-decoded).
-    pub async fn resolve(&self, relative: &str) -> Resource<'_> {
+    /// Resolves a URL path relative to the site: nginx's `$uri` (decoded, normalised) with the
+    /// base path stripped.
+    pub async fn resolve(&self, relative: &[u8]) -> Resource<'_> {
         let Some(segments) = safe_segments(relative) else {
             return Resource::NotFound;
         };
-        if let [name] = segments.as_slice() {
+        // `try_files $uri $uri/`: a file named with a trailing slash is not found.
+        let names_directory = relative.ends_with(b"/");
+        if let ([name], false) = (segments.as_slice(), names_directory) {
             if let Some((endpoint, script)) = self.scripts.get(name.as_str()) {
                 return Resource::Endpoint(*endpoint, script);
             }
@@ -94,11 +96,19 @@ impl Site {
         let Ok(real) = tokio::fs::canonicalize(&path).await else {
             return Resource::NotFound;
         };
-        if !real.starts_with(&self.root) {
+        // The dot-file rule applies to where a link leads, too (`env.txt -> .env`).
+        let Ok(below_root) = real.strip_prefix(&self.root) else {
+            return Resource::NotFound;
+        };
+        if below_root
+            .components()
+            .any(|part| part.as_os_str().as_encoded_bytes().starts_with(b"."))
+        {
             return Resource::NotFound;
         }
         match tokio::fs::metadata(&real).await {
             Ok(meta) if meta.is_dir() => Resource::Directory,
+            Ok(_) if names_directory => Resource::NotFound,
             Ok(_) if has_extension(&real, "php") => match tokio::fs::read(&real).await {
                 Ok(source) => Resource::OtherScript(Script::parse(&source).printed_text()),
                 Err(_) => Resource::NotFound,
@@ -112,10 +122,9 @@ impl Site {
     }
 }
 
-/// Percent-decodes the path and splits it, refusing `..`, dot-files, NUL and non-UTF-8.
-fn safe_segments(relative: &str) -> Option<Vec<String>> {
-    let decoded = crate::php::url::raw_url_decode(relative.as_bytes());
-    let decoded = String::from_utf8(decoded).ok()?;
+/// Splits a decoded path, refusing `..`, dot-files, NUL, backslashes and non-UTF-8.
+fn safe_segments(relative: &[u8]) -> Option<Vec<String>> {
+    let decoded = std::str::from_utf8(relative).ok()?;
     let mut segments = Vec::new();
     for segment in decoded.split('/').filter(|s| !s.is_empty()) {
         if segment.starts_with('.') || segment.contains(['\0', '\\']) {
@@ -163,15 +172,15 @@ mod tests {
 
     #[test]
     fn traversal_and_dot_files_are_refused() {
-        assert!(safe_segments("/../AJconn.php").is_none());
-        assert!(safe_segments("/%2e%2e/etc/passwd").is_none());
-        assert!(safe_segments("/.git/config").is_none());
-        assert!(safe_segments("/a%00b").is_none());
+        assert!(safe_segments(b"/../AJconn.php").is_none());
+        assert!(safe_segments(b"/.git/config").is_none());
+        assert!(safe_segments(b"/a\0b").is_none());
+        assert!(safe_segments(b"/a\xffb").is_none());
         assert_eq!(
-            safe_segments("//jquery.js").expect("plain"),
+            safe_segments(b"//jquery.js").expect("plain"),
             vec!["jquery.js"]
         );
-        assert_eq!(safe_segments("/a%20b.js").expect("plain"), vec!["a b.js"]);
+        assert_eq!(safe_segments(b"/a b.js").expect("plain"), vec!["a b.js"]);
     }
 
     #[tokio::test]
@@ -182,15 +191,15 @@ mod tests {
         )))
         .expect("bundled site");
         assert!(matches!(
-            site.resolve("/AJ05comitajax.php").await,
+            site.resolve(b"/AJ05comitajax.php").await,
             Resource::Endpoint(Endpoint::Poll, _)
         ));
         assert!(
-            matches!(site.resolve("/AJconn.php").await, Resource::OtherScript(text) if text.is_empty())
+            matches!(site.resolve(b"/AJconn.php").await, Resource::OtherScript(text) if text.is_empty())
         );
-        assert!(matches!(site.resolve("/").await, Resource::Directory));
+        assert!(matches!(site.resolve(b"/").await, Resource::Directory));
         assert!(matches!(
-            site.resolve("/missing.php").await,
+            site.resolve(b"/missing.php").await,
             Resource::NotFound
         ));
     }

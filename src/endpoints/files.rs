@@ -2,18 +2,18 @@
 //! them, other `.php` files as the text PHP prints.
 
 use hyper::header::{HeaderValue, CONTENT_TYPE};
-use hyper::{Method, Response, StatusCode};
+use hyper::{Response, StatusCode};
 
 use super::{error_page, full, php_response, Body};
 use crate::php;
 
 /// A static file; GET and HEAD only, as nginx allows.
 pub async fn static_file(
-    method: &Method,
+    method: &str,
     path: &std::path::Path,
     content_type: &'static str,
 ) -> Response<Body> {
-    if method != Method::GET && method != Method::HEAD {
+    if method != "GET" && method != "HEAD" {
         return error_page(StatusCode::METHOD_NOT_ALLOWED);
     }
     match tokio::fs::read(path).await {

@@ -9,6 +9,9 @@
 pub mod cookie;
 pub mod form;
 pub mod json;
+pub mod multipart;
+#[cfg(test)]
+mod props;
 pub mod script;
 pub mod url;
 pub mod vars;

@@ -61,6 +61,18 @@ impl Vars {
         }
     }
 
+    /// How many top-level entries there are.
+    #[cfg(test)]
+    pub fn count(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The entry for a top-level key given as bytes.
+    #[cfg(test)]
+    pub fn get_bytes(&self, name: &[u8]) -> Option<&Value> {
+        self.entries.get(name)
+    }
+
     /// PHP's `empty($superglobal['name'])`: missing, `""` and `"0"` are empty.
     pub fn is_empty(&self, name: &str) -> bool {
         match self.get(name) {
