@@ -100,10 +100,12 @@ impl TestDb {
         self.pool.get_conn().await.expect("test connection")
     }
 
-    /// The table as `(mid, rec, pos, content, isread)` rows, in id order.
+    /// The table as `(mid, rec, pos, content, isread)` rows, in id order, once the claims still
+    /// committing have committed (a locking read waits for them: the server sends a message's
+    /// COMMIT together with its bytes, so a client can hold the answer a moment before).
     pub async fn messages(&self) -> Vec<(u64, String, String, Option<String>, i64)> {
         let mut conn = self.conn().await;
-        conn.query("SELECT mid, rec, pos, content, isread FROM msg ORDER BY mid")
+        conn.query("SELECT mid, rec, pos, content, isread FROM msg ORDER BY mid LOCK IN SHARE MODE")
             .await
             .expect("select messages")
     }
