@@ -281,7 +281,7 @@ async fn send_at_rate(
     while sending.load(Ordering::SeqCst) {
         tick.tick().await;
         n += 1;
-        let (rec, sender) = if n % 2 == 0 {
+        let (rec, sender) = if n.is_multiple_of(2) {
             ("admin".to_owned(), format!("cust{}", (n / 2) % customers))
         } else {
             (format!("cust{}", (n / 2) % customers), "admin".to_owned())
