@@ -125,7 +125,7 @@ function freePort() {
 }
 
 /** Starts chat-server on a free port against `database`; resolves once /.chat-server/health says ok. */
-async function startServer(database, logPath) {
+async function startServer(database, logPath, extraArgs = []) {
   if (!fs.existsSync(serverBin)) {
     throw new Error(`no server binary at ${serverBin}: run \`cargo build --release\` or set CHAT_SERVER_BIN`);
   }
@@ -146,7 +146,7 @@ async function startServer(database, logPath) {
     const log = fs.openSync(logPath, 'a');
     const child = spawn(
       serverBin,
-      ['--listen', `127.0.0.1:${port}`, '--database-url', databaseUrl, '--site', path.join(repoRoot, 'compat', 'legacy-site')],
+      ['--listen', `127.0.0.1:${port}`, '--database-url', databaseUrl, '--site', path.join(repoRoot, 'compat', 'legacy-site'), ...extraArgs],
       { cwd: repoRoot, env, stdio: ['ignore', log, log] },
     );
     fs.closeSync(log);
@@ -202,9 +202,10 @@ function tail(file, lines = 40) {
 /**
  * Sets up one scenario for the node:test context `t`: fresh database, server, Chromium. Everything
  * is torn down by an after-hook (browser, then server, then database), and the hook fails the
- * test if any page threw, alerted or got an HTTP error.
+ * test if any page threw, alerted or got an HTTP error. `serverArgs` are extra chat-server flags;
+ * `tolerate` lists patterns of page errors a scenario expects (and proves harmless).
  */
-export async function openScenario(t, label) {
+export async function openScenario(t, label, { serverArgs = [], tolerate = [] } = {}) {
   const cleanups = [];
   const problems = [];
   const dir = path.join(resultsDir, label.replace(/[^A-Za-z0-9_-]+/g, '-'));
@@ -230,7 +231,7 @@ export async function openScenario(t, label) {
 
   const database = createDatabase(label);
   cleanups.push(() => database.drop());
-  const server = await startServer(database.name, logPath);
+  const server = await startServer(database.name, logPath, serverArgs);
   cleanups.push(() => server.stop());
   const browser = await chromium.launch({
     executablePath: chromiumPath,
@@ -255,7 +256,9 @@ export async function openScenario(t, label) {
   }
 
   function watchPage(page, role) {
-    page.on('pageerror', (error) => problems.push(`${role}: uncaught ${error}`));
+    page.on('pageerror', (error) => {
+      if (!tolerate.some((pattern) => pattern.test(String(error)))) problems.push(`${role}: uncaught ${error}`);
+    });
     page.on('dialog', (dialog) => {
       problems.push(`${role}: alert(${JSON.stringify(dialog.message())})`);
       dialog.dismiss().catch(() => {});
