@@ -322,10 +322,11 @@ async fn a_large_table_without_index_is_not_scanned_per_claim() {
         );
     }
     let scanned = rows_read_by_scans(&db).await - scanned_before;
-    // One scan of this table reads 200,000 rows; 500 sends and 500 claims read none by scan
-    // (other tests running beside this one read a few rows of their own small tables).
+    // Claims that scanned would read 200,000 rows each: 100,000,000 for these 500. Ours read
+    // none by scan; the counter is global, and tests running beside this one scan their own
+    // small tables (tens of thousands of rows at most), hence the margin.
     println!("{scanned} rows read by table scans");
-    assert!(scanned < 50_000, "{scanned} rows read by table scans");
+    assert!(scanned < 1_000_000, "{scanned} rows read by table scans");
     server.stop().await;
 }
 
