@@ -23,7 +23,7 @@ pub struct Hub {
 
 /// A parked waiter's ticket. Dropping it removes the recipient's entry once nobody else waits.
 #[derive(Debug)]
-pub struct Subscription {
+pub(crate) struct Subscription {
     hub: Arc<Hub>,
     key: Vec<u8>,
     receiver: watch::Receiver<u64>,
@@ -36,7 +36,7 @@ impl Hub {
     }
 
     /// Parks interest in `recipient`: the returned subscription wakes on the next notify.
-    pub fn subscribe(self: &Arc<Self>, recipient: &[u8]) -> Subscription {
+    pub(crate) fn subscribe(self: &Arc<Self>, recipient: &[u8]) -> Subscription {
         let key = key(recipient);
         let receiver = self
             .lock()
@@ -51,14 +51,14 @@ impl Hub {
     }
 
     /// Wakes everyone waiting for `recipient`. A no-op when nobody waits.
-    pub fn notify(&self, recipient: &[u8]) {
+    pub(crate) fn notify(&self, recipient: &[u8]) {
         if let Some(sender) = self.lock().get(&key(recipient)) {
             sender.send_modify(|generation| *generation += 1);
         }
     }
 
     /// Wakes every waiter (a truncated table: whatever they knew is void).
-    pub fn notify_all(&self) {
+    pub(crate) fn notify_all(&self) {
         for sender in self.lock().values() {
             sender.send_modify(|generation| *generation += 1);
         }
@@ -80,13 +80,14 @@ impl Hub {
     }
 
     /// How many recipients have at least one waiter.
-    pub fn recipient_count(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn recipient_count(&self) -> usize {
         self.lock().len()
     }
 
     /// Records that the watcher has taken its starting mark, so rows from other writers are
     /// noticed from now on.
-    pub fn mark_watching(&self) {
+    pub(crate) fn mark_watching(&self) {
         self.watching.store(true, Ordering::SeqCst);
     }
 
@@ -106,7 +107,7 @@ impl Hub {
 
 impl Subscription {
     /// Waits for the next notify for this recipient.
-    pub async fn changed(&mut self) {
+    pub(crate) async fn changed(&mut self) {
         // The hub keeps the sender while any receiver exists, so this cannot see a closed channel.
         let _ = self.receiver.changed().await;
     }
