@@ -125,7 +125,7 @@ async fn route(app: &App, peer: IpAddr, request: Request) -> Response<Body> {
         }
         Resource::OtherScript(printed) => files::other_script(app.config.php, printed),
         Resource::File(file, content_type) => {
-            files::static_file(&request.head.method, &file, content_type).await
+            files::static_file(&request.head, &file, content_type).await
         }
         // nginx's static module refuses other methods before the index module looks.
         Resource::Directory if !matches!(&*request.head.method, "GET" | "HEAD" | "POST") => {

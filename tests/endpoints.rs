@@ -365,3 +365,53 @@ async fn php5_mode_decodes_plus_in_cookies_and_sends_no_charset() {
     assert_eq!(db.messages().await[0].2, "a b");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn static_files_stream_and_answer_ranges_and_validators_as_nginx() {
+    // Larger than one read chunk, so the body arrives in several frames.
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let site = tempdir_with(&[("big.bin", &big), ("AJconn.php", b"")]);
+    let db = TestDb::with_schema().await;
+    let server = TestServer::start_with(&db, |args| {
+        args.extend(["--site".into(), site.path().to_string_lossy().into_owned()]);
+    })
+    .await;
+    let whole = server.get("/big.bin", None).await;
+    assert_eq!(whole.status, 200);
+    assert_eq!(whole.body, big);
+    assert_eq!(whole.header("accept-ranges").as_deref(), Some("bytes"));
+    let etag = whole.header("etag").expect("ETag");
+    let last_modified = whole.header("last-modified").expect("Last-Modified");
+    assert!(etag.ends_with(&format!("-{:x}\"", big.len())), "{etag}");
+
+    let with = |header: String| {
+        format!("GET /big.bin HTTP/1.1\r\nHost: h\r\n{header}\r\nConnection: close\r\n\r\n")
+    };
+    let part = server.send(with("Range: bytes=10-19".into())).await;
+    assert_eq!(part.status, 206);
+    assert_eq!(part.body, big[10..20]);
+    assert_eq!(
+        part.header("content-range").as_deref(),
+        Some("bytes 10-19/300000")
+    );
+    let beyond = server.send(with("Range: bytes=400000-".into())).await;
+    assert_eq!(beyond.status, 416);
+    assert_eq!(
+        beyond.header("content-range").as_deref(),
+        Some("bytes */300000")
+    );
+    assert!(beyond
+        .text()
+        .contains("416 Requested Range Not Satisfiable"));
+    for validator in [
+        format!("If-Modified-Since: {last_modified}"),
+        format!("If-None-Match: {etag}"),
+    ] {
+        let unchanged = server.send(with(validator)).await;
+        assert_eq!(unchanged.status, 304);
+        assert!(unchanged.body.is_empty());
+    }
+    let stale = server.send(with("If-Match: \"other\"".into())).await;
+    assert_eq!(stale.status, 412);
+    server.stop().await;
+}

@@ -75,7 +75,8 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
 /// An error the legacy's web server answered itself (unknown path, directory, method, size):
 /// nginx's page, word for word, signed with our name instead of nginx's version.
 pub fn error_page(status: StatusCode) -> Response<Body> {
-    let title = format!("{} {}", status.as_u16(), nginx_reason(status));
+    let reason = nginx_reason(status);
+    let title = format!("{} {reason}", status.as_u16());
     let page = format!(
         "<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>\r\n<hr><center>chat-server</center>\r\n</body>\r\n</html>\r\n"
     );
@@ -84,6 +85,12 @@ pub fn error_page(status: StatusCode) -> Response<Body> {
     response
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("text/html"));
+    if Some(reason) != status.canonical_reason() {
+        // The status line too: `HTTP/1.1 405 Not Allowed`, as nginx writes it.
+        response
+            .extensions_mut()
+            .insert(hyper::ext::ReasonPhrase::from_static(reason.as_bytes()));
+    }
     response
 }
 
@@ -93,6 +100,7 @@ fn nginx_reason(status: StatusCode) -> &'static str {
         StatusCode::METHOD_NOT_ALLOWED => "Not Allowed",
         StatusCode::PAYLOAD_TOO_LARGE => "Request Entity Too Large",
         StatusCode::SERVICE_UNAVAILABLE => "Service Temporarily Unavailable",
+        StatusCode::RANGE_NOT_SATISFIABLE => "Requested Range Not Satisfiable",
         other => other.canonical_reason().unwrap_or_default(),
     }
 }
