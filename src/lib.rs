@@ -16,6 +16,8 @@
 //! - `watcher`: one background task that keeps the index in step and wakes recipients.
 //! - `limits`: ceilings on parked polls per client address and per username.
 //! - `shutdown`: the signal long-running handlers select on.
+//! - `metrics`: the Prometheus exposition at `/.chat-server/metrics`.
+//! - `dburl`: the database URL, TLS parameters (`require_ssl`, `ssl_ca`) included.
 //!
 //! Every module is private to the crate. The public surface is [`run`] and [`Config`] for the
 //! binary, and [`run_with_hub`] with [`Hub`] for the integration tests, which watch who is waiting.
@@ -23,12 +25,14 @@
 //! `chat-compat`, in `compat/`.
 
 mod config;
+mod dburl;
 mod delivery;
 mod endpoints;
 mod error;
 mod hub;
 mod inbox;
 mod limits;
+mod metrics;
 mod php;
 mod routes;
 mod server;
@@ -86,7 +90,8 @@ pub async fn run_with_hub(
         },
     };
     let watcher = tokio::spawn(watcher.run(stop.clone()));
-    let mailbox = delivery::Mailbox::new(store.clone(), hub, inbox, stop.clone());
+    let meters = Arc::new(metrics::Metrics::new());
+    let mailbox = delivery::Mailbox::new(store.clone(), hub, inbox, stop.clone(), meters);
     let grace = config.shutdown_grace();
     let limits = limits::ParkLimits::new(config.max_polls_per_address, config.max_polls_per_user);
     let app = Arc::new(routes::App {

@@ -56,7 +56,12 @@ async fn route(app: &App, peer: IpAddr, request: Request<Incoming>) -> Response<
         return Response::new(full("ok\n"));
     }
     if path == METRICS_PATH {
-        return Response::new(full(app.mailbox.metrics()));
+        let mut response = Response::new(full(app.mailbox.metrics()));
+        response.headers_mut().insert(
+            CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+        );
+        return response;
     }
     let Some(relative) = strip_base(app.config.base_path(), &path) else {
         return error_page(StatusCode::NOT_FOUND);
@@ -80,6 +85,7 @@ async fn route(app: &App, peer: IpAddr, request: Request<Incoming>) -> Response<
                         return error_page(StatusCode::SERVICE_UNAVAILABLE);
                     };
                     let max_park = app.config.max_park();
+                    let _open = app.mailbox.meters().poll_open();
                     poll::poll(script, &php, &app.mailbox, max_park).await
                 }
                 Endpoint::Stream => match app.limits.admit(peer, None) {

@@ -25,6 +25,7 @@ use hyper::Response;
 use super::{message_json, php_response, Body, PhpRequest};
 use crate::delivery::{Claimed, Mailbox};
 use crate::limits::Parked;
+use crate::metrics::Held;
 use crate::php::script::Script;
 use crate::store::Message;
 
@@ -47,6 +48,7 @@ pub fn stream(
         head,
         claims: Box::pin(claims),
         _parked: parked,
+        _open: mailbox.meters().stream_open(),
     };
     let mut response = php_response(
         request.version,
@@ -67,6 +69,8 @@ struct Chunks {
     claims: Pin<Box<dyn Stream<Item = Claimed> + Send>>,
     /// Holds the stream's place under the parking limits until hyper drops it.
     _parked: Parked,
+    /// Counts the stream in `chat_agent_streams` until hyper drops it.
+    _open: Held,
 }
 
 impl Stream for Chunks {
