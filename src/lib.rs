@@ -16,6 +16,7 @@
 //! - `watcher`: one background task that keeps the index in step and wakes recipients.
 //! - `limits`: ceilings on parked polls per client address and per username.
 //! - `shutdown`: the signal long-running handlers select on.
+//! - `hardening`: the opt-in hardened mode (agent password, signed identities, inert messages).
 //! - `metrics`: the Prometheus exposition at `/.chat-server/metrics`.
 //! - `dburl`: the database URL, TLS parameters (`require_ssl`, `ssl_ca`) included.
 //!
@@ -29,6 +30,7 @@ mod dburl;
 mod delivery;
 mod endpoints;
 mod error;
+mod hardening;
 mod hub;
 mod inbox;
 mod limits;
@@ -94,7 +96,9 @@ pub async fn run_with_hub(
     let mailbox = delivery::Mailbox::new(store.clone(), hub, inbox, stop.clone(), meters);
     let grace = config.shutdown_grace();
     let limits = limits::ParkLimits::new(config.max_polls_per_address, config.max_polls_per_user);
+    let guard = hardening::Guard::from_config(&config);
     let app = Arc::new(routes::App {
+        guard,
         config,
         site,
         mailbox,

@@ -14,6 +14,7 @@ use hyper::{Request, Response, StatusCode};
 use crate::config::Config;
 use crate::delivery::Mailbox;
 use crate::endpoints::{error_page, files, full, pages, poll, send, stream, Body, PhpRequest};
+use crate::hardening::Guard;
 use crate::limits::ParkLimits;
 use crate::php::{cookie, form};
 use crate::site::{Endpoint, Resource, Site};
@@ -39,6 +40,8 @@ pub struct App {
     pub mailbox: Mailbox,
     /// Ceilings on parked polls and streams.
     pub limits: Arc<ParkLimits>,
+    /// The hardened mode's checks; `None` (the default) serves the legacy protocol as it was.
+    pub guard: Option<Guard>,
 }
 
 /// hyper's service function. Errors never reach hyper: each becomes the answer PHP would give.
@@ -71,11 +74,18 @@ async fn route(app: &App, peer: IpAddr, request: Request<Incoming>) -> Response<
     }
     match app.site.resolve(relative).await {
         Resource::Endpoint(endpoint, script) => {
-            let php = match php_request(request, app).await {
+            let headers = app.guard.as_ref().map(|_| request.headers().clone());
+            let mut php = match php_request(request, app).await {
                 Ok(php) => php,
                 Err(status) => return error_page(status),
             };
-            match endpoint {
+            if let (Some(guard), Some(headers)) = (&app.guard, &headers) {
+                if let Some(refused) = guard.admit(endpoint, headers, &php) {
+                    return refused;
+                }
+                php.html_safe = true;
+            }
+            let mut response = match endpoint {
                 Endpoint::AgentPage => pages::agent(script, &php),
                 Endpoint::CustomerPage => pages::customer(script, &php),
                 Endpoint::Send => send::send(script, &php, &app.mailbox).await,
@@ -92,7 +102,11 @@ async fn route(app: &App, peer: IpAddr, request: Request<Incoming>) -> Response<
                     Some(parked) => stream::stream(script, &php, &app.mailbox, parked),
                     None => error_page(StatusCode::SERVICE_UNAVAILABLE),
                 },
+            };
+            if let Some(guard) = &app.guard {
+                guard.finish(endpoint, &php, &mut response);
             }
+            response
         }
         Resource::OtherScript(printed) => files::other_script(app.config.php, printed),
         Resource::File(file, content_type) => {
@@ -152,6 +166,7 @@ async fn php_request(request: Request<Incoming>, app: &App) -> Result<PhpRequest
         cookies,
         post: form::parse(&body, version),
         version,
+        ..PhpRequest::default()
     })
 }
 

@@ -49,6 +49,7 @@ pub fn stream(
         claims: Box::pin(claims),
         _parked: parked,
         _open: mailbox.meters().stream_open(),
+        html_safe: request.html_safe,
     };
     let mut response = php_response(
         request.version,
@@ -71,6 +72,8 @@ struct Chunks {
     _parked: Parked,
     /// Counts the stream in `chat_agent_streams` until hyper drops it.
     _open: Held,
+    /// Hardened mode: message values made inert for `innerHTML`.
+    html_safe: bool,
 }
 
 impl Stream for Chunks {
@@ -84,7 +87,7 @@ impl Stream for Chunks {
             return Poll::Pending;
         };
         Poll::Ready(claimed.map(|claimed| {
-            let chunk = comet_script(claimed.message());
+            let chunk = comet_script(claimed.message(), self.html_safe);
             claimed.commit_and_take(cx);
             Ok(Frame::data(chunk))
         }))
@@ -93,8 +96,8 @@ impl Stream for Chunks {
 
 /// `<script type="text/javascript">parent.window.comet(JSON);</script>`; invalid UTF-8 makes
 /// json_encode false, which PHP concatenates as nothing: `comet();`.
-fn comet_script(message: &Message) -> Bytes {
-    let encoded = message_json(message);
+fn comet_script(message: &Message, html_safe: bool) -> Bytes {
+    let encoded = message_json(message, html_safe);
     [
         &b"<script type=\"text/javascript\">parent.window.comet("[..],
         &encoded,
