@@ -125,7 +125,7 @@ function freePort() {
 }
 
 /** Starts chat-server on a free port against `database`; resolves once /.chat-server/health says ok. */
-async function startServer(database, logPath) {
+async function startServer(database, logPath, extraArgs = []) {
   if (!fs.existsSync(serverBin)) {
     throw new Error(`no server binary at ${serverBin}: run \`cargo build --release\` or set CHAT_SERVER_BIN`);
   }
@@ -146,7 +146,15 @@ async function startServer(database, logPath) {
     const log = fs.openSync(logPath, 'a');
     const child = spawn(
       serverBin,
-      ['--listen', `127.0.0.1:${port}`, '--database-url', databaseUrl, '--site', path.join(repoRoot, 'compat', 'legacy-site')],
+      [
+        '--listen',
+        `127.0.0.1:${port}`,
+        '--database-url',
+        databaseUrl,
+        '--site',
+        path.join(repoRoot, 'compat', 'legacy-site'),
+        ...extraArgs,
+      ],
       { cwd: repoRoot, env, stdio: ['ignore', log, log] },
     );
     fs.closeSync(log);
@@ -203,8 +211,12 @@ function tail(file, lines = 40) {
  * Sets up one scenario for the node:test context `t`: fresh database, server, Chromium. Everything
  * is torn down by an after-hook (browser, then server, then database), and the hook fails the
  * test if any page threw, alerted or got an HTTP error.
+ *
+ * Options: `serverArgs`, extra chat-server flags (the hardened mode); `expectedErrors`, the HTTP
+ * errors a scenario provokes on purpose and checks itself, as `{ role, url }` (either may be
+ * left out; `url` is a substring).
  */
-export async function openScenario(t, label) {
+export async function openScenario(t, label, { serverArgs = [], expectedErrors = [] } = {}) {
   const cleanups = [];
   const problems = [];
   const dir = path.join(resultsDir, label.replace(/[^A-Za-z0-9_-]+/g, '-'));
@@ -230,7 +242,7 @@ export async function openScenario(t, label) {
 
   const database = createDatabase(label);
   cleanups.push(() => database.drop());
-  const server = await startServer(database.name, logPath);
+  const server = await startServer(database.name, logPath, serverArgs);
   cleanups.push(() => server.stop());
   const browser = await chromium.launch({
     executablePath: chromiumPath,
@@ -242,9 +254,13 @@ export async function openScenario(t, label) {
 
   // Each role gets its own browser context: its own cookie jar (customer and agent share one
   // origin) and its own connection pool (a long poll and an iframe stream each hold one).
-  async function newContext(role) {
+  // `credentials` ("user:password") go into the base URL, as a person would type them in the
+  // address bar; the browser then keeps sending them for the site's own requests.
+  async function newContext(role, credentials) {
+    const base = new URL(server.baseUrl);
+    if (credentials) [base.username, base.password] = credentials.split(':').map(encodeURIComponent);
     const context = await browser.newContext({
-      baseURL: server.baseUrl,
+      baseURL: base.href,
       viewport: { width: 560, height: 680 },
       locale: 'zh-CN',
     });
@@ -261,7 +277,10 @@ export async function openScenario(t, label) {
       dialog.dismiss().catch(() => {});
     });
     page.on('response', (response) => {
-      if (response.status() >= 400 && !response.url().endsWith('/favicon.ico')) {
+      const expected = expectedErrors.some(
+        (e) => (e.role === undefined || e.role === role) && (e.url === undefined || response.url().includes(e.url)),
+      );
+      if (response.status() >= 400 && !expected && !response.url().endsWith('/favicon.ico')) {
         problems.push(`${role}: HTTP ${response.status()} for ${response.url()}`);
       }
     });
@@ -280,8 +299,10 @@ export async function openScenario(t, label) {
       const page = await CustomerPage.open(await newContext(`customer${customers}`));
       return page;
     },
-    /** A context for the agent (pages opened with `openAgent`). */
-    newAgentContext: () => newContext('agent'),
+    /** A context for `role`, optionally with credentials ("user:password"). */
+    newContext: (role, credentials) => newContext(role, credentials),
+    /** A context for the agent (pages opened with `openAgent`), optionally with credentials. */
+    newAgentContext: (credentials) => newContext('agent', credentials),
     /** The agent, on AJ04custserv.php, in `context` (a new one when omitted). */
     async openAgent(context) {
       return AgentPage.open(context ?? (await newContext('agent')));
