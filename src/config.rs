@@ -18,6 +18,7 @@ use crate::php;
     name = "chat-server",
     version,
     about = "Drop-in server for the legacy PHP long-poll chat",
+    after_help = "`chat-server check [FLAGS]` checks the database, the table and the limits with the same flags, prints what it found, and exits non-zero when something would break the service.",
     args_override_self = true
 )]
 pub struct Config {
@@ -113,6 +114,11 @@ pub struct Config {
     /// Hardened mode: most sends per identity per minute (all at once if saved up).
     #[arg(long, env = "CHAT_SEND_RATE_PER_MINUTE", default_value_t = 30)]
     pub send_rate_per_minute: u32,
+
+    /// `chat-server check`: how many customers may wait at once; the open-files limit must cover
+    /// one socket each, plus the pool and some spare.
+    #[arg(long, env = "CHAT_EXPECTED_CUSTOMERS", default_value_t = 1_000)]
+    pub expected_customers: u64,
 
     /// Log lines as `text` (for people) or `json` (one object a line, for log shippers).
     #[arg(long, env = "CHAT_LOG_FORMAT", value_enum, default_value = "text")]

@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //!
+//! - `check`: `chat-server check`, the preflight an operator runs before switching over.
 //! - `config`: every command-line flag and environment variable.
 //! - `server`: accept loop, hyper options, graceful drain.
 //! - `routes`: URL to endpoint; request to `$_COOKIE`/`$_POST`.
@@ -17,6 +18,7 @@
 //! - `limits`: ceilings on parked polls per client address and per username.
 //! - `shutdown`: the signal long-running handlers select on.
 //! - `hardening`: the opt-in hardened mode (agent password, signed identities, inert messages).
+//! - `request_id`: the span, and id, every log line about a request carries.
 //! - `metrics`: the Prometheus exposition at `/.chat-server/metrics`.
 //! - `dburl`: the database URL, TLS parameters (`require_ssl`, `ssl_ca`) included.
 //!
@@ -25,6 +27,7 @@
 //! The compatibility suite (recording the legacy, replaying recordings) is its own crate,
 //! `chat-compat`, in `compat/`.
 
+mod check;
 mod config;
 mod dburl;
 mod delivery;
@@ -36,6 +39,7 @@ mod inbox;
 mod limits;
 mod metrics;
 mod php;
+mod request_id;
 mod routes;
 mod server;
 mod shutdown;
@@ -48,7 +52,8 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-pub use config::Config;
+pub use check::check;
+pub use config::{Config, LogFormat};
 pub use error::Error;
 pub use hub::Hub;
 

@@ -10,6 +10,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, COOKIE};
 use hyper::{Request, Response, StatusCode};
+use tracing::Instrument;
 
 use crate::config::Config;
 use crate::delivery::Mailbox;
@@ -45,12 +46,16 @@ pub struct App {
 }
 
 /// hyper's service function. Errors never reach hyper: each becomes the answer PHP would give.
+/// Everything logged while a request is handled carries its id ([`crate::request_id`]).
 pub async fn handle(
     app: Arc<App>,
     peer: IpAddr,
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
-    Ok(route(&app, peer, request).await)
+    let span = crate::request_id::span(&request, peer);
+    let response = route(&app, peer, request).instrument(span.clone()).await;
+    span.in_scope(|| tracing::debug!(status = response.status().as_u16(), "answered"));
+    Ok(response)
 }
 
 async fn route(app: &App, peer: IpAddr, request: Request<Incoming>) -> Response<Body> {
