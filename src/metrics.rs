@@ -20,9 +20,12 @@ use prometheus_client::registry::Registry;
 /// The scrape's `Content-Type`: what `prometheus-client` writes (it ends with `# EOF`).
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// Messages whose send time is remembered for the delivery latency. Past this many undelivered
-/// ones (customers who left for good), new sends are counted but not timed.
+/// Messages whose send time is remembered for the delivery latency. At this many (customers who
+/// left for good, messages another instance delivered), those older than [`FORGET_AFTER`] are
+/// forgotten; if none is, new sends are counted but not timed until some are delivered.
 const MAX_TIMED: usize = 100_000;
+/// How long an undelivered message's send time is kept once [`MAX_TIMED`] is reached.
+const FORGET_AFTER: Duration = Duration::from_secs(600);
 
 /// Every metric of one instance.
 #[derive(Debug)]
@@ -170,6 +173,9 @@ impl Metrics {
         self.sent.inc();
         self.send_seconds.observe(took.as_secs_f64());
         let mut sent_at = self.lock();
+        if sent_at.len() >= MAX_TIMED {
+            sent_at.retain(|_, at| at.elapsed() < FORGET_AFTER);
+        }
         if sent_at.len() < MAX_TIMED {
             sent_at.insert(mid, Instant::now());
         }
