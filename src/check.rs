@@ -222,8 +222,7 @@ async fn table(report: &mut Report, conn: &mut Conn, config: &Config) -> Result<
             "mid is not AUTO_INCREMENT: sends cannot learn their id",
         );
     }
-    let hardened =
-        config.hardened || config.agent_password.is_some() || config.cookie_secret.is_some();
+    let hardened = config.hardened_mode();
     for (name, _, _, length) in &columns {
         let short = length.is_some_and(|length| length < HARDENED_NAME_LEN);
         if hardened && (name == "rec" || name == "pos") && short {

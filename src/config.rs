@@ -193,6 +193,11 @@ impl Config {
         Duration::from_millis(self.db_timeout_ms)
     }
 
+    /// Whether any hardened switch is on (`--hardened`, or either secret, which imply it).
+    pub fn hardened_mode(&self) -> bool {
+        self.hardened || self.agent_password.is_some() || self.cookie_secret.is_some()
+    }
+
     /// See [`Config::shutdown_grace_ms`].
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_millis(self.shutdown_grace_ms)

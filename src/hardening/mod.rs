@@ -51,9 +51,7 @@ type Refusal = (StatusCode, &'static str);
 impl Guard {
     /// The guard `config` asks for; `None` in the default, legacy mode.
     pub fn from_config(config: &Config) -> Option<Guard> {
-        let hardened =
-            config.hardened || config.agent_password.is_some() || config.cookie_secret.is_some();
-        hardened.then(|| Guard {
+        config.hardened_mode().then(|| Guard {
             agent_password: config.agent_password.as_ref().map(|p| digest(p.expose())),
             identities: Identities::new(config.cookie_secret.as_ref().map(Secret::expose)),
             sends: SendRate::new(config.send_rate_per_minute),
