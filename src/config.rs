@@ -18,6 +18,7 @@ use crate::php;
     name = "chat-server",
     version,
     about = "Drop-in server for the legacy PHP long-poll chat",
+    after_help = "`chat-server check [FLAGS]` checks the database, the table and the limits with the same flags, prints what it found, and exits non-zero when something would break the service.",
     args_override_self = true
 )]
 pub struct Config {
@@ -94,6 +95,71 @@ pub struct Config {
     /// Which PHP to imitate where versions differ: `8` (PHP 8.2) or `5` (PHP 5.4/5.5).
     #[arg(long = "php", env = "CHAT_PHP", value_enum, default_value = "8")]
     pub php: php::Version,
+
+    /// Hardened mode: require HTTP Basic credentials (user `admin`, this password) for the agent
+    /// page, the agent stream and every request acting as `admin`. Implies `--hardened`.
+    #[arg(long, env = "CHAT_AGENT_PASSWORD", hide_env_values = true)]
+    pub agent_password: Option<Secret>,
+
+    /// Hardened mode: sign the identities the server issues (companion `HttpOnly` cookie) and
+    /// refuse polls and sends without a valid signature. Implies `--hardened`.
+    #[arg(long, env = "CHAT_COOKIE_SECRET", hide_env_values = true)]
+    pub cookie_secret: Option<Secret>,
+
+    /// Hardened mode without secrets: `admin` + digits names only, unique new names, sends from
+    /// the site's own pages only, a send rate limit, message text made inert for `innerHTML`.
+    #[arg(long, env = "CHAT_HARDENED")]
+    pub hardened: bool,
+
+    /// Hardened mode: most sends per identity per minute (all at once if saved up).
+    #[arg(long, env = "CHAT_SEND_RATE_PER_MINUTE", default_value_t = 30)]
+    pub send_rate_per_minute: u32,
+
+    /// `chat-server check`: how many customers may wait at once; the open-files limit must cover
+    /// one socket each, plus the pool and some spare.
+    #[arg(long, env = "CHAT_EXPECTED_CUSTOMERS", default_value_t = 1_000)]
+    pub expected_customers: u64,
+
+    /// Log lines as `text` (for people) or `json` (one object a line, for log shippers).
+    #[arg(long, env = "CHAT_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// A secret from the command line or environment; never printed by `Debug`.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Secret, String> {
+        match text.is_empty() {
+            true => Err("must not be empty".into()),
+            false => Ok(Secret(text.to_owned())),
+        }
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("Secret(..)")
+    }
+}
+
+/// How log lines are written.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines; colour only on a terminal.
+    Text,
+    /// One JSON object per line, with the request id of the request it is about.
+    Json,
 }
 
 impl Config {
@@ -127,6 +193,11 @@ impl Config {
         Duration::from_millis(self.db_timeout_ms)
     }
 
+    /// Whether any hardened switch is on (`--hardened`, or either secret, which imply it).
+    pub fn hardened_mode(&self) -> bool {
+        self.hardened || self.agent_password.is_some() || self.cookie_secret.is_some()
+    }
+
     /// See [`Config::shutdown_grace_ms`].
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_millis(self.shutdown_grace_ms)
@@ -148,6 +219,17 @@ mod tests {
         assert_eq!(config.base_path(), "");
         assert_eq!(config.php, php::Version::Php8);
         assert!(config.watch_interval() < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let config = Config::parse_from(["chat-server", "--agent-password", "hunter2"]);
+        assert_eq!(
+            config.agent_password.as_ref().map(Secret::expose),
+            Some("hunter2")
+        );
+        assert!(!format!("{config:?}").contains("hunter2"));
+        assert!(!config.hardened, "the switch itself stays as given");
     }
 
     #[test]

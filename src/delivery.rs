@@ -33,6 +33,7 @@ use tokio::sync::oneshot;
 use crate::error::Error;
 use crate::hub::Hub;
 use crate::inbox::Inbox;
+use crate::metrics::{Metrics, Snapshot};
 use crate::shutdown::Shutdown;
 use crate::store::{Claim, Insert, Message, OpenClaim, Store};
 
@@ -47,6 +48,7 @@ pub struct Mailbox {
     hub: Arc<Hub>,
     inbox: Arc<Inbox>,
     shutdown: Shutdown,
+    metrics: Arc<Metrics>,
 }
 
 /// A message flagged read in a transaction that commits when its bytes are handed to hyper
@@ -60,35 +62,61 @@ pub struct Claimed {
 
 impl Mailbox {
     /// A mailbox over `store`, indexed by `inbox`, woken through `hub`, released by `shutdown`.
-    pub fn new(store: Store, hub: Arc<Hub>, inbox: Arc<Inbox>, shutdown: Shutdown) -> Mailbox {
+    pub fn new(
+        store: Store,
+        hub: Arc<Hub>,
+        inbox: Arc<Inbox>,
+        shutdown: Shutdown,
+        metrics: Arc<Metrics>,
+    ) -> Mailbox {
         Mailbox {
             store,
             hub,
             inbox,
             shutdown,
+            metrics,
         }
     }
 
     /// Stores a message and wakes its recipient's waiters on this instance at once (other
     /// instances find it through their watcher). An error means it was certainly not stored.
     pub async fn send(&self, recipient: &[u8], sender: &[u8], content: &[u8]) -> Result<(), Error> {
+        let start = std::time::Instant::now();
         match self.store.insert_message(recipient, sender, content).await {
             Insert::Stored(mid) => {
+                self.metrics.stored(mid, start.elapsed());
                 self.inbox.add(mid, recipient);
                 self.hub.notify(recipient);
                 Ok(())
             }
-            Insert::NotStored(err) => Err(err),
+            Insert::NotStored(err) => {
+                self.metrics.send_failed(start.elapsed());
+                Err(err)
+            }
         }
     }
 
-    /// Gauges in Prometheus' text format.
+    /// This instance's metrics, to count open polls and streams.
+    pub fn meters(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Every metric in the OpenMetrics text format.
     pub fn metrics(&self) -> String {
-        format!(
-            "# TYPE chat_waiting_requests gauge\nchat_waiting_requests {}\n# TYPE chat_unread_indexed gauge\nchat_unread_indexed {}\n",
-            self.hub.waiting(),
-            self.inbox.unread_count()
-        )
+        let pool = self.store.pool_metrics();
+        let load = |value: &std::sync::atomic::AtomicUsize| {
+            value.load(std::sync::atomic::Ordering::Relaxed)
+        };
+        self.metrics.render(Snapshot {
+            waiting_requests: self.hub.waiting(),
+            unread_indexed: self.inbox.unread_count(),
+            pool_in_use: load(&pool.connections_in_use),
+            pool_connections: load(&pool.connection_count),
+            watcher_lag: self
+                .hub
+                .last_pass()
+                .map_or(self.metrics.age(), |at| at.elapsed()),
+        })
     }
 
     /// Waits until a message for `recipient` is claimed; `None` when the server shuts down.
@@ -165,6 +193,7 @@ impl Mailbox {
             tracing::warn!(mid, %err, "a delivered message's COMMIT failed; flagging it read");
             self.settle(mid, err.is_definite()).await;
         }
+        self.metrics.delivered(mid);
         self.inbox.claimed(mid, &recipient);
     }
 
@@ -228,7 +257,10 @@ impl Claimed {
         let mailbox = self.mailbox.clone();
         let recipient = std::mem::take(&mut self.recipient);
         match commit.as_mut().poll(cx) {
-            Poll::Ready(Ok(())) => mailbox.inbox.claimed(mid, &recipient),
+            Poll::Ready(Ok(())) => {
+                mailbox.metrics.delivered(mid);
+                mailbox.inbox.claimed(mid, &recipient);
+            }
             Poll::Ready(Err(err)) => {
                 let done = Box::pin(std::future::ready(Err(err)));
                 tokio::spawn(mailbox.finish(mid, recipient, done));
@@ -247,6 +279,7 @@ impl Claimed {
         let recipient = std::mem::take(&mut self.recipient);
         match open.commit().await {
             Ok(()) => {
+                self.mailbox.metrics.delivered(mid);
                 self.mailbox.inbox.claimed(mid, &recipient);
                 true
             }

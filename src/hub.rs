@@ -7,7 +7,8 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
 
 use tokio::sync::watch;
 
@@ -19,6 +20,8 @@ pub struct Hub {
     // A std Mutex: it is never held across an .await, and every critical section is a map lookup.
     waiters: Mutex<HashMap<Vec<u8>, watch::Sender<u64>>>,
     watching: AtomicBool,
+    /// When the watcher last finished a pass over the table (its lag, for the metrics).
+    last_pass: Mutex<Option<Instant>>,
 }
 
 /// A parked waiter's ticket. Dropping it removes the recipient's entry once nobody else waits.
@@ -89,6 +92,22 @@ impl Hub {
     /// noticed from now on.
     pub(crate) fn mark_watching(&self) {
         self.watching.store(true, Ordering::SeqCst);
+    }
+
+    /// Records that the watcher finished a pass over the table just now.
+    pub fn mark_pass(&self) {
+        *self
+            .last_pass
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
+    }
+
+    /// When the watcher last finished a pass, if it ever did.
+    pub fn last_pass(&self) -> Option<Instant> {
+        *self
+            .last_pass
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Whether the watcher is running (readiness, and tests that need it).

@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //!
+//! - `check`: `chat-server check`, the preflight an operator runs before switching over.
 //! - `config`: every command-line flag and environment variable.
 //! - `server`: accept loop, hyper options, graceful drain.
 //! - `front`: each connection's reader: requests as nginx read them, handed to hyper.
@@ -18,22 +19,31 @@
 //! - `watcher`: one background task that keeps the index in step and wakes recipients.
 //! - `limits`: ceilings on parked polls per client address and per username.
 //! - `shutdown`: the signal long-running handlers select on.
+//! - `hardening`: the opt-in hardened mode (agent password, signed identities, inert messages).
+//! - `request_id`: the span, and id, every log line about a request carries.
+//! - `metrics`: the Prometheus exposition at `/.chat-server/metrics`.
+//! - `dburl`: the database URL, TLS parameters (`require_ssl`, `ssl_ca`) included.
 //!
 //! Every module is private to the crate. The public surface is [`run`] and [`Config`] for the
 //! binary, and [`run_with_hub`] with [`Hub`] for the integration tests, which watch who is waiting.
 //! The compatibility suite (recording the legacy, replaying recordings) is its own crate,
 //! `chat-compat`, in `compat/`.
 
+mod check;
 mod config;
+mod dburl;
 mod delivery;
 mod endpoints;
 mod error;
 mod front;
+mod hardening;
 mod hub;
 mod inbox;
 mod limits;
+mod metrics;
 mod nginx;
 mod php;
+mod request_id;
 mod routes;
 mod server;
 mod shutdown;
@@ -46,7 +56,8 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-pub use config::Config;
+pub use check::check;
+pub use config::{Config, LogFormat};
 pub use error::Error;
 pub use hub::Hub;
 
@@ -90,10 +101,13 @@ pub async fn run_with_hub(
         },
     };
     let watcher = tokio::spawn(watcher.run(stop.clone()));
-    let mailbox = delivery::Mailbox::new(store.clone(), hub, inbox, stop.clone());
+    let meters = Arc::new(metrics::Metrics::new());
+    let mailbox = delivery::Mailbox::new(store.clone(), hub, inbox, stop.clone(), meters);
     let grace = config.shutdown_grace();
     let limits = limits::ParkLimits::new(config.max_polls_per_address, config.max_polls_per_user);
+    let guard = hardening::Guard::from_config(&config);
     let app = Arc::new(routes::App {
+        guard,
         config,
         site,
         mailbox,

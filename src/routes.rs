@@ -13,11 +13,13 @@ use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::header::{HeaderValue, CONNECTION, CONTENT_TYPE};
 use hyper::{Response, StatusCode};
+use tracing::Instrument;
 
 use crate::config::Config;
 use crate::delivery::Mailbox;
 use crate::endpoints::{error_page, files, full, pages, poll, send, stream, Body, PhpRequest};
 use crate::front::{Handover, Request, Ticket};
+use crate::hardening::Guard;
 use crate::limits::ParkLimits;
 use crate::php::{cookie, form, multipart};
 use crate::site::{Endpoint, Resource, Site};
@@ -39,11 +41,14 @@ pub struct App {
     pub mailbox: Mailbox,
     /// Ceilings on parked polls and streams.
     pub limits: Arc<ParkLimits>,
+    /// The hardened mode's checks; `None` (the default) serves the legacy protocol as it was.
+    pub guard: Option<Guard>,
 }
 
 /// hyper's service function, for the request the front handed over. Errors never reach hyper:
 /// each becomes the answer nginx or PHP would give. The ticket lives as long as the response
 /// body, so the front reads the next request only once this answer is finished.
+/// Everything logged while a request is handled carries its id ([`crate::request_id`]).
 pub async fn handle(
     app: Arc<App>,
     peer: IpAddr,
@@ -58,11 +63,18 @@ pub async fn handle(
         Handover::Refused(crate::nginx::Refusal::BadRequest),
     );
     let response = match handover {
-        // nginx says `Connection: close` whenever it will close, HTTP/1.0 included.
-        Handover::Request(request) if !request.head.keep_alive => {
-            closing(route(&app, peer, *request).await)
+        Handover::Request(request) => {
+            let span = crate::request_id::span(&request.head, peer);
+            // nginx says `Connection: close` whenever it will close, HTTP/1.0 included.
+            let keep_alive = request.head.keep_alive;
+            let response = route(&app, peer, *request).instrument(span.clone()).await;
+            span.in_scope(|| tracing::debug!(status = response.status().as_u16(), "answered"));
+            if keep_alive {
+                response
+            } else {
+                closing(response)
+            }
         }
-        Handover::Request(request) => route(&app, peer, *request).await,
         Handover::Refused(refusal) => closing(refused(refusal)),
     };
     let (parts, body) = response.into_parts();
@@ -97,15 +109,26 @@ async fn route(app: &App, peer: IpAddr, request: Request) -> Response<Body> {
         return Response::new(full("ok\n"));
     }
     if path == METRICS_PATH.as_bytes() {
-        return Response::new(full(app.mailbox.metrics()));
+        let mut response = Response::new(full(app.mailbox.metrics()));
+        response.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+        );
+        return response;
     }
     let Some(relative) = strip_base(app.config.base_path().as_bytes(), path) else {
         return error_page(StatusCode::NOT_FOUND);
     };
     match app.site.resolve(relative).await {
         Resource::Endpoint(endpoint, script) => {
-            let php = php_request(&request, app);
-            match endpoint {
+            let mut php = php_request(&request, app);
+            if let Some(guard) = &app.guard {
+                if let Some(refused) = guard.admit(endpoint, &header_map(&request.head), &php) {
+                    return refused;
+                }
+                php.html_safe = true;
+            }
+            let mut response = match endpoint {
                 Endpoint::AgentPage => pages::agent(script, &php),
                 Endpoint::CustomerPage => pages::customer(script, &php),
                 Endpoint::Send => send::send(script, &php, &app.mailbox).await,
@@ -115,13 +138,18 @@ async fn route(app: &App, peer: IpAddr, request: Request) -> Response<Body> {
                         return error_page(StatusCode::SERVICE_UNAVAILABLE);
                     };
                     let max_park = app.config.max_park();
+                    let _open = app.mailbox.meters().poll_open();
                     poll::poll(script, &php, &app.mailbox, max_park).await
                 }
                 Endpoint::Stream => match app.limits.admit(peer, None) {
                     Some(parked) => stream::stream(script, &php, &app.mailbox, parked),
                     None => error_page(StatusCode::SERVICE_UNAVAILABLE),
                 },
+            };
+            if let Some(guard) = &app.guard {
+                guard.finish(endpoint, &php, &mut response);
             }
+            response
         }
         Resource::OtherScript(printed) => files::other_script(app.config.php, printed),
         Resource::File(file, content_type) => {
@@ -140,6 +168,21 @@ async fn route(app: &App, peer: IpAddr, request: Request) -> Response<Body> {
 fn strip_base<'a>(base: &[u8], path: &'a [u8]) -> Option<&'a [u8]> {
     let rest = path.strip_prefix(base)?;
     (rest.is_empty() || rest.starts_with(b"/")).then_some(rest)
+}
+
+/// The request's headers as hyper's map, for the hardened mode's checks (lines nginx passed that
+/// hyper cannot hold are left out; none of them is one the checks read).
+fn header_map(head: &crate::nginx::head::Head) -> hyper::HeaderMap {
+    let mut map = hyper::HeaderMap::new();
+    for (name, value) in &head.headers {
+        if let (Ok(name), Ok(value)) = (
+            hyper::header::HeaderName::from_bytes(name),
+            HeaderValue::from_bytes(value),
+        ) {
+            map.append(name, value);
+        }
+    }
+    map
 }
 
 /// Decodes cookies and, for a form POST, the body, as PHP would.
@@ -161,6 +204,7 @@ fn php_request(request: &Request, app: &App) -> PhpRequest {
         cookies,
         post,
         version,
+        html_safe: false,
     }
 }
 

@@ -11,9 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
-use mysql_async::{
-    Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, Row, Transaction, TxOpts, Value,
-};
+use mysql_async::{OptsBuilder, Pool, PoolConstraints, PoolOpts, Row, Transaction, TxOpts, Value};
 
 use crate::error::Error;
 
@@ -116,8 +114,7 @@ impl Store {
         max_connections: usize,
         timeout: Duration,
     ) -> Result<Store, Error> {
-        let opts =
-            Opts::from_url(url).map_err(|err| Error::Config(format!("database URL: {err}")))?;
+        let opts = crate::dburl::opts_from_url(url)?;
         let constraints = PoolConstraints::new(0, max_connections.max(1))
             .ok_or_else(|| Error::Config("db pool size".into()))?;
         // utf8mb4 keeps emoji intact; `SET NAMES utf8` is what AJconn.php sent.
@@ -142,6 +139,11 @@ impl Store {
             timeout,
             transactional: Arc::new(AtomicBool::new(true)),
         })
+    }
+
+    /// The pool's own counters (connections open, in use), for the metrics.
+    pub fn pool_metrics(&self) -> Arc<mysql_async::Metrics> {
+        self.pool.metrics()
     }
 
     /// Learns the table's engine (once the database answers). Until then claims assume InnoDB.

@@ -177,6 +177,7 @@ impl Watcher {
             };
             match result {
                 Ok(()) => {
+                    self.hub.mark_pass();
                     if !healthy {
                         tracing::info!("database reachable again");
                     }

@@ -30,6 +30,8 @@ pub struct PhpRequest {
     pub post: Vars,
     /// Which PHP decoded it, and so which PHP answers it.
     pub version: php::Version,
+    /// Hardened mode: message values are made inert for the pages' `innerHTML` before encoding.
+    pub html_safe: bool,
 }
 
 /// The headers PHP sends for a script's output: optional `Set-Cookie`, then the default
@@ -57,7 +59,16 @@ pub fn around(script: &Script, output: &[u8]) -> Body {
 }
 
 /// `json_encode($row)` of a claimed message; PHP's `false` (invalid UTF-8) prints as nothing.
-pub fn message_json(message: &Message) -> Vec<u8> {
+/// With `html_safe` (hardened mode) the row's values are made inert first.
+pub fn message_json(message: &Message, html_safe: bool) -> Vec<u8> {
+    let inert;
+    let message = match html_safe {
+        true => {
+            inert = crate::hardening::inert(message);
+            &inert
+        }
+        false => message,
+    };
     json::encode_row(
         message
             .columns

@@ -51,7 +51,7 @@ pub async fn poll(
         // Shutting down: the legacy (PHP-FPM restarted) also ended these with an error.
         return error_page(StatusCode::SERVICE_UNAVAILABLE);
     };
-    let bytes = script.around(&message_json(claimed.message()));
+    let bytes = script.around(&message_json(claimed.message(), request.html_safe));
     if bytes.is_empty() {
         // json_encode returned false (invalid UTF-8): PHP marked the row read and sent nothing.
         // hyper never asks an empty body for bytes, so the claim commits before the answer.

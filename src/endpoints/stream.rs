@@ -25,6 +25,7 @@ use hyper::Response;
 use super::{message_json, php_response, Body, PhpRequest};
 use crate::delivery::{Claimed, Mailbox};
 use crate::limits::Parked;
+use crate::metrics::Held;
 use crate::php::script::Script;
 use crate::store::Message;
 
@@ -47,6 +48,8 @@ pub fn stream(
         head,
         claims: Box::pin(claims),
         _parked: parked,
+        _open: mailbox.meters().stream_open(),
+        html_safe: request.html_safe,
     };
     let mut response = php_response(
         request.version,
@@ -67,6 +70,10 @@ struct Chunks {
     claims: Pin<Box<dyn Stream<Item = Claimed> + Send>>,
     /// Holds the stream's place under the parking limits until hyper drops it.
     _parked: Parked,
+    /// Counts the stream in `chat_agent_streams` until hyper drops it.
+    _open: Held,
+    /// Hardened mode: message values made inert for `innerHTML`.
+    html_safe: bool,
 }
 
 impl Stream for Chunks {
@@ -80,7 +87,7 @@ impl Stream for Chunks {
             return Poll::Pending;
         };
         Poll::Ready(claimed.map(|claimed| {
-            let chunk = comet_script(claimed.message());
+            let chunk = comet_script(claimed.message(), self.html_safe);
             claimed.commit_and_take(cx);
             Ok(Frame::data(chunk))
         }))
@@ -89,8 +96,8 @@ impl Stream for Chunks {
 
 /// `<script type="text/javascript">parent.window.comet(JSON);</script>`; invalid UTF-8 makes
 /// json_encode false, which PHP concatenates as nothing: `comet();`.
-fn comet_script(message: &Message) -> Bytes {
-    let encoded = message_json(message);
+fn comet_script(message: &Message, html_safe: bool) -> Bytes {
+    let encoded = message_json(message, html_safe);
     [
         &b"<script type=\"text/javascript\">parent.window.comet("[..],
         &encoded,

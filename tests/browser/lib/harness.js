@@ -146,7 +146,15 @@ async function startServer(database, logPath, extraArgs = []) {
     const log = fs.openSync(logPath, 'a');
     const child = spawn(
       serverBin,
-      ['--listen', `127.0.0.1:${port}`, '--database-url', databaseUrl, '--site', path.join(repoRoot, 'compat', 'legacy-site'), ...extraArgs],
+      [
+        '--listen',
+        `127.0.0.1:${port}`,
+        '--database-url',
+        databaseUrl,
+        '--site',
+        path.join(repoRoot, 'compat', 'legacy-site'),
+        ...extraArgs,
+      ],
       { cwd: repoRoot, env, stdio: ['ignore', log, log] },
     );
     fs.closeSync(log);
@@ -202,10 +210,14 @@ function tail(file, lines = 40) {
 /**
  * Sets up one scenario for the node:test context `t`: fresh database, server, Chromium. Everything
  * is torn down by an after-hook (browser, then server, then database), and the hook fails the
- * test if any page threw, alerted or got an HTTP error. `serverArgs` are extra chat-server flags;
- * `tolerate` lists patterns of page errors a scenario expects (and proves harmless).
+ * test if any page threw, alerted or got an HTTP error.
+ *
+ * Options: `serverArgs`, extra chat-server flags (the hardened mode, the maximum park time);
+ * `expectedErrors`, the HTTP errors a scenario provokes on purpose and checks itself, as
+ * `{ role, url }` (either may be left out; `url` is a substring); `tolerate`, patterns of page
+ * errors a scenario expects and proves harmless.
  */
-export async function openScenario(t, label, { serverArgs = [], tolerate = [] } = {}) {
+export async function openScenario(t, label, { serverArgs = [], expectedErrors = [], tolerate = [] } = {}) {
   const cleanups = [];
   const problems = [];
   const dir = path.join(resultsDir, label.replace(/[^A-Za-z0-9_-]+/g, '-'));
@@ -243,9 +255,13 @@ export async function openScenario(t, label, { serverArgs = [], tolerate = [] } 
 
   // Each role gets its own browser context: its own cookie jar (customer and agent share one
   // origin) and its own connection pool (a long poll and an iframe stream each hold one).
-  async function newContext(role) {
+  // `credentials` ("user:password") go into the base URL, as a person would type them in the
+  // address bar; the browser then keeps sending them for the site's own requests.
+  async function newContext(role, credentials) {
+    const base = new URL(server.baseUrl);
+    if (credentials) [base.username, base.password] = credentials.split(':').map(encodeURIComponent);
     const context = await browser.newContext({
-      baseURL: server.baseUrl,
+      baseURL: base.href,
       viewport: { width: 560, height: 680 },
       locale: 'zh-CN',
     });
@@ -264,7 +280,10 @@ export async function openScenario(t, label, { serverArgs = [], tolerate = [] } 
       dialog.dismiss().catch(() => {});
     });
     page.on('response', (response) => {
-      if (response.status() >= 400 && !response.url().endsWith('/favicon.ico')) {
+      const expected = expectedErrors.some(
+        (e) => (e.role === undefined || e.role === role) && (e.url === undefined || response.url().includes(e.url)),
+      );
+      if (response.status() >= 400 && !expected && !response.url().endsWith('/favicon.ico')) {
         problems.push(`${role}: HTTP ${response.status()} for ${response.url()}`);
       }
     });
@@ -283,8 +302,10 @@ export async function openScenario(t, label, { serverArgs = [], tolerate = [] } 
       const page = await CustomerPage.open(await newContext(`customer${customers}`));
       return page;
     },
-    /** A context for the agent (pages opened with `openAgent`). */
-    newAgentContext: () => newContext('agent'),
+    /** A context for `role`, optionally with credentials ("user:password"). */
+    newContext: (role, credentials) => newContext(role, credentials),
+    /** A context for the agent (pages opened with `openAgent`), optionally with credentials. */
+    newAgentContext: (credentials) => newContext('agent', credentials),
     /** The agent, on AJ04custserv.php, in `context` (a new one when omitted). */
     async openAgent(context) {
       return AgentPage.open(context ?? (await newContext('agent')));
