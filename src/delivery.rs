@@ -82,6 +82,12 @@ impl Mailbox {
         }
     }
 
+    /// Whether a ready database node is in use; the health probe says 503 otherwise, so a load
+    /// balancer routes around this instance.
+    pub fn database_ready(&self) -> bool {
+        self.store.is_ready()
+    }
+
     /// Gauges in Prometheus' text format.
     pub fn metrics(&self) -> String {
         format!(
