@@ -23,6 +23,15 @@ use crate::shutdown::Shutdown;
 fn lock_unread(mid: u64) -> String {
     format!("SELECT * FROM msg WHERE mid = {mid} AND isread = 0 FOR UPDATE")
 }
+/// [`lock_unread`] on a Galera node, once the node has applied everything the cluster ordered
+/// before it (`wsrep_sync_wait`): another node's claim of this row, certified but not yet applied
+/// here, is then a lock this read waits for (and then sees the row read), not a row it reads as
+/// unread. Without it, a claim on a lagging node passes its own UPDATE and learns only at COMMIT
+/// (1213, after its bytes went out) that the row was someone else's: seen under load while a
+/// node was being evicted.
+fn lock_unread_synced(mid: u64) -> String {
+    format!("SET STATEMENT wsrep_sync_wait = 1 FOR {}", lock_unread(mid))
+}
 /// Conditional, so two claimants (two tabs, two instances, a MyISAM table without row locks)
 /// never both win one row.
 const CLAIM: &str = "UPDATE msg SET isread = 1 WHERE mid = ? AND isread = 0";
@@ -269,7 +278,12 @@ impl Store {
         self.bounded(async {
             let current = self.current();
             let mut tx = current.pool.start_transaction(TxOpts::default()).await?;
-            let Some(row) = tx.query_first::<Row, _>(lock_unread(mid)).await? else {
+            let lock = if current.galera {
+                lock_unread_synced(mid)
+            } else {
+                lock_unread(mid)
+            };
+            let Some(row) = tx.query_first::<Row, _>(lock).await? else {
                 tx.rollback().await?;
                 return Ok(Claim::Taken);
             };
