@@ -202,9 +202,11 @@ function tail(file, lines = 40) {
 /**
  * Sets up one scenario for the node:test context `t`: fresh database, server, Chromium. Everything
  * is torn down by an after-hook (browser, then server, then database), and the hook fails the
- * test if any page threw, alerted or got an HTTP error.
+ * test if any page threw, alerted or got an HTTP error. With `baseUrl`, the pages go to that
+ * running site instead (a load balancer in front of several instances) and no database or server
+ * is started.
  */
-export async function openScenario(t, label) {
+export async function openScenario(t, label, { baseUrl: external } = {}) {
   const cleanups = [];
   const problems = [];
   const dir = path.join(resultsDir, label.replace(/[^A-Za-z0-9_-]+/g, '-'));
@@ -228,10 +230,14 @@ export async function openScenario(t, label) {
     }
   });
 
-  const database = createDatabase(label);
-  cleanups.push(() => database.drop());
-  const server = await startServer(database.name, logPath);
-  cleanups.push(() => server.stop());
+  let server = { baseUrl: external };
+  let database = { name: undefined };
+  if (!external) {
+    database = createDatabase(label);
+    cleanups.push(() => database.drop());
+    server = await startServer(database.name, logPath);
+    cleanups.push(() => server.stop());
+  }
   const browser = await chromium.launch({
     executablePath: chromiumPath,
     headless: true,
@@ -273,7 +279,10 @@ export async function openScenario(t, label) {
     database: database.name,
     dir,
     /** Runs SQL against this scenario's database. */
-    sql: (script) => sql(script, database.name),
+    sql: (script) => {
+      if (!database.name) throw new Error('no database of its own behind an external site');
+      return sql(script, database.name);
+    },
     /** A customer in a context of their own, on AJ05customer.php. */
     async openCustomer() {
       customers += 1;
