@@ -101,6 +101,12 @@ impl Mailbox {
         &self.metrics
     }
 
+    /// Whether a ready database node is in use; the health probe says 503 otherwise, so a load
+    /// balancer routes around this instance.
+    pub fn database_ready(&self) -> bool {
+        self.store.is_ready()
+    }
+
     /// Every metric in the OpenMetrics text format.
     pub fn metrics(&self) -> String {
         let pool = self.store.pool_metrics();

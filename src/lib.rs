@@ -13,6 +13,7 @@
 //! - `site`: the legacy docroot: which file a path names, safely.
 //! - `php`: pure emulation of PHP's parsing and encoding; no I/O.
 //! - `store`: the only SQL, all parameterized.
+//! - `failover`: one pool per database node, the node in use, and moving to the next that answers.
 //! - `hub`: where waiting requests park until a message may exist for them.
 //! - `delivery`: storing, and claiming once: a claim commits as its bytes are handed over.
 //! - `inbox`: the unread index, so a claim is a primary-key lookup on the operator's table.
@@ -35,6 +36,7 @@ mod dburl;
 mod delivery;
 mod endpoints;
 mod error;
+mod failover;
 mod front;
 mod hardening;
 mod hub;
@@ -89,6 +91,9 @@ pub async fn run_with_hub(
         shutdown.await;
         trigger.fire();
     });
+    let monitor = tokio::spawn(store.clone().monitor(stop.clone()));
+    // Health answers from the first probe on; a database that is down does not stop the start.
+    store.probed().await;
     let inbox = Arc::new(inbox::Inbox::default());
     let watcher = watcher::Watcher {
         store: store.clone(),
@@ -119,6 +124,9 @@ pub async fn run_with_hub(
         // The watcher only ends early by panicking (or being cancelled); its waiters then rely
         // on this instance's own notifications, so say so instead of ending quietly.
         tracing::error!(%err, "the watcher task failed");
+    }
+    if let Err(err) = monitor.await {
+        tracing::error!(%err, "the database monitor task failed");
     }
     store.close().await;
     Ok(())

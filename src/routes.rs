@@ -24,7 +24,8 @@ use crate::limits::ParkLimits;
 use crate::php::{cookie, form, multipart};
 use crate::site::{Endpoint, Resource, Site};
 
-/// Liveness probe for orchestrators. It starts with a dot-directory, which the site never serves,
+/// Health probe for orchestrators and load balancers: `ok`, or 503 while no database node is
+/// ready (the instance cannot store or claim anything then). It starts with a dot-directory, which the site never serves,
 /// so it cannot shadow a file of the legacy docroot.
 pub const HEALTH_PATH: &str = "/.chat-server/health";
 /// Prometheus text-format gauges, beside the health probe for the same reason.
@@ -106,6 +107,9 @@ fn closing(mut response: Response<Body>) -> Response<Body> {
 async fn route(app: &App, peer: IpAddr, request: Request) -> Response<Body> {
     let path = &request.head.target.path;
     if path == HEALTH_PATH.as_bytes() {
+        if !app.mailbox.database_ready() {
+            return error_page(StatusCode::SERVICE_UNAVAILABLE);
+        }
         return Response::new(full("ok\n"));
     }
     if path == METRICS_PATH.as_bytes() {

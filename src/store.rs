@@ -11,9 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
-use mysql_async::{OptsBuilder, Pool, PoolConstraints, PoolOpts, Row, Transaction, TxOpts, Value};
+use mysql_async::{Row, Transaction, TxOpts, Value};
 
 use crate::error::Error;
+use crate::failover::{Current, Nodes, PoolSettings};
+use crate::shutdown::Shutdown;
 
 /// Locks one unread row for a claim and reads it whole, as the legacy's `select *` saw it (before
 /// its UPDATE). `mid` is an integer we hold, so nothing user-controlled enters this SQL; the text
@@ -21,14 +23,39 @@ use crate::error::Error;
 fn lock_unread(mid: u64) -> String {
     format!("SELECT * FROM msg WHERE mid = {mid} AND isread = 0 FOR UPDATE")
 }
+/// [`lock_unread`] on a Galera node, once the node has applied everything the cluster ordered
+/// before it (`wsrep_sync_wait`): another node's claim of this row, certified but not yet applied
+/// here, is then a lock this read waits for (and then sees the row read), not a row it reads as
+/// unread. Without it, a claim on a lagging node passes its own UPDATE and learns only at COMMIT
+/// (1213, after its bytes went out) that the row was someone else's: seen under load while a
+/// node was being evicted.
+fn lock_unread_synced(mid: u64) -> String {
+    format!("SET STATEMENT wsrep_sync_wait = 1 FOR {}", lock_unread(mid))
+}
 /// Conditional, so two claimants (two tabs, two instances, a MyISAM table without row locks)
 /// never both win one row.
 const CLAIM: &str = "UPDATE msg SET isread = 1 WHERE mid = ? AND isread = 0";
+/// [`CLAIM`] on a Galera node: the statement is replicated and certified as a fragment of its own
+/// (streaming replication), so its row lock holds on every node before the claim commits. A
+/// second claim of the row on another node then waits and fails (lock wait timeout) or loses the
+/// certification (deadlock error) before any byte is handed over; without it, both would hand
+/// their bytes over and the loser would only learn at COMMIT. If this node dies first, the
+/// others roll the fragment back, as one node does with a dropped connection.
+/// A text-protocol statement, like [`lock_unread`]: `mid` is an integer we hold.
+fn claim_replicated(mid: u64) -> String {
+    format!("SET STATEMENT wsrep_trx_fragment_unit = 'statements', wsrep_trx_fragment_size = 1 FOR UPDATE msg SET isread = 1 WHERE mid = {mid} AND isread = 0")
+}
 /// Gives back a claimed row whose hand-over failed, where no transaction can do it for us.
 const RELEASE: &str = "UPDATE msg SET isread = 0 WHERE mid = ? AND isread = 1";
 const INSERT: &str = "INSERT INTO msg (rec, pos, content) VALUES (?, ?, ?)";
-/// Whether a row exists: how a send whose COMMIT went unanswered learns whether it was stored.
-const EXISTS: &str = "SELECT COUNT(*) FROM msg WHERE mid = ?";
+/// Whether our row exists: how a send whose COMMIT went unanswered learns whether it was stored.
+/// The id alone does not say it: when a Galera node leaves, the others recompute their
+/// auto-increment offsets and may hand the id our dead node gave us to another message.
+const EXISTS: &str =
+    "SELECT COUNT(*) FROM msg WHERE mid = ? AND rec = ? AND pos = ? AND content = ?";
+/// [`EXISTS`] on a Galera node, after the node has applied every write committed anywhere before
+/// it (another node may have committed the insert just before ours went away).
+const EXISTS_SYNCED: &str = "SET STATEMENT wsrep_sync_wait = 1 FOR SELECT COUNT(*) FROM msg WHERE mid = ? AND rec = ? AND pos = ? AND content = ?";
 /// Every unread row: the one scan of the table, at start-up and on resync. `rec` and `isread`
 /// have no index on the operator's table, so every other lookup goes by primary key.
 const UNREAD: &str = "SELECT mid, rec FROM msg WHERE isread = 0";
@@ -42,10 +69,14 @@ const ENGINE: &str = "SELECT ENGINE FROM information_schema.TABLES WHERE TABLE_S
 /// locked by someone else costs one clean error, not a broken connection.
 const LOCK_WAIT: &str = "SET SESSION innodb_lock_wait_timeout = 1";
 
+/// Bound on a claim's COMMIT, longer than `--db-timeout-ms`: the client already has the message,
+/// and a COMMIT cut short leaves the row's state unknown until it is settled, while another
+/// instance may hand the row out again. A Galera cluster holds every commit until it has
+/// evicted a member that died (`evs.inactive_timeout`, 15 s by default); riding that out gives
+/// the COMMIT's real answer.
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest pause between attempts to learn an insert's outcome while the database is away.
 const MAX_RESOLVE_PAUSE: Duration = Duration::from_secs(2);
-/// How long an idle pooled connection is kept before the pool trims back to none.
-const IDLE_CONNECTION_TTL: Duration = Duration::from_secs(60);
 
 /// A whole `msg` row as `mysql_fetch_assoc` returned it: every column in table order, every value
 /// a string as MySQL's text protocol formats it, NULL as `None`.
@@ -97,60 +128,77 @@ pub enum Insert {
     NotStored(Error),
 }
 
-/// A pool of connections to the database holding `msg`.
+/// Connections to the database holding `msg`: one pool per node, one node in use.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: Pool,
+    nodes: Arc<Nodes>,
     timeout: Duration,
     /// Whether the table's engine rolls back (InnoDB); MyISAM needs explicit releases.
     transactional: Arc<AtomicBool>,
 }
 
 impl Store {
-    /// Prepares a lazy pool; no connection is opened until the first query.
+    /// Prepares lazy pools, one per node `url` names; no connection is opened until the first
+    /// query or probe.
     pub fn new(
         url: &str,
         legacy_charset: bool,
         max_connections: usize,
         timeout: Duration,
     ) -> Result<Store, Error> {
-        let opts = crate::dburl::opts_from_url(url)?;
-        let constraints = PoolConstraints::new(0, max_connections.max(1))
-            .ok_or_else(|| Error::Config("db pool size".into()))?;
         // utf8mb4 keeps emoji intact; `SET NAMES utf8` is what AJconn.php sent.
         let names = if legacy_charset {
             "SET NAMES utf8"
         } else {
             "SET NAMES utf8mb4"
         };
-        let opts = OptsBuilder::from_opts(opts)
-            .setup(vec![names, LOCK_WAIT])
-            .pool_opts(
-                PoolOpts::default()
-                    .with_constraints(constraints)
-                    // Without an idle TTL the pool keeps only `min` (0) idle connections and
-                    // closes every other one on return: a new connection and handshake per query.
-                    .with_inactive_connection_ttl(IDLE_CONNECTION_TTL)
-                    // No session state is left behind, so skip the reset round trip on return.
-                    .with_reset_connection(false),
-            );
+        let settings = PoolSettings {
+            setup: vec![names, LOCK_WAIT],
+            max_connections,
+        };
         Ok(Store {
-            pool: Pool::new(opts),
+            nodes: Arc::new(Nodes::new(url, &settings)?),
             timeout,
             transactional: Arc::new(AtomicBool::new(true)),
         })
     }
 
-    /// The pool's own counters (connections open, in use), for the metrics.
+    /// Probes the nodes until shutdown, keeping the store on the first ready one
+    /// ([`crate::failover`]).
+    pub async fn monitor(self, shutdown: Shutdown) {
+        self.nodes.monitor(shutdown).await;
+    }
+
+    /// Waits until the nodes were probed once.
+    pub async fn probed(&self) {
+        self.nodes.probed().await;
+    }
+
+    /// Whether a ready database node is in use (what the health probe reports).
+    pub fn is_ready(&self) -> bool {
+        self.nodes.is_ready()
+    }
+
+    /// How many times the node in use has changed: a change means rows may have been claimed or
+    /// written meanwhile where this instance did not look, so the watcher rescans.
+    pub fn switches(&self) -> u64 {
+        self.nodes.switches()
+    }
+
+    /// The pool's own counters (connections open, in use) for the node in use, for the metrics.
     pub fn pool_metrics(&self) -> Arc<mysql_async::Metrics> {
-        self.pool.metrics()
+        self.current().pool.metrics()
+    }
+
+    fn current(&self) -> Current {
+        self.nodes.current()
     }
 
     /// Learns the table's engine (once the database answers). Until then claims assume InnoDB.
     pub async fn detect_engine(&self) -> Result<(), Error> {
         let engine: Option<String> = self
             .bounded(async {
-                let mut conn = self.pool.get_conn().await?;
+                let mut conn = self.current().pool.get_conn().await?;
                 Ok(conn.query_first(ENGINE).await?)
             })
             .await?;
@@ -175,7 +223,11 @@ impl Store {
         let mut mid = None;
         let attempt = self
             .bounded(async {
-                let mut tx = self.pool.start_transaction(TxOpts::default()).await?;
+                let mut tx = self
+                    .current()
+                    .pool
+                    .start_transaction(TxOpts::default())
+                    .await?;
                 tx.exec_drop(INSERT, (recipient, sender, content)).await?;
                 mid = tx.last_insert_id();
                 tx.commit().await?;
@@ -192,19 +244,27 @@ impl Store {
             (Err(err), Some(_)) if err.is_definite() => Insert::NotStored(err),
             (Err(err), Some(mid)) => {
                 tracing::warn!(mid, %err, "outcome of an insert unknown; asking the database");
-                self.resolve_insert(mid).await
+                self.resolve_insert(mid, (recipient, sender, content)).await
             }
         }
     }
 
-    /// Asks, until the database answers, whether row `mid` exists.
-    async fn resolve_insert(&self, mid: u64) -> Insert {
+    /// Asks, until the database answers, whether row `mid` exists with our values.
+    async fn resolve_insert(&self, mid: u64, values: (&[u8], &[u8], &[u8])) -> Insert {
+        let (recipient, sender, content) = values;
         let mut pause = Duration::from_millis(50);
         loop {
             let found = self
                 .bounded(async {
-                    let mut conn = self.pool.get_conn().await?;
-                    Ok(conn.exec_first::<u64, _, _>(EXISTS, (mid,)).await?)
+                    let current = self.current();
+                    let exists = if current.galera {
+                        EXISTS_SYNCED
+                    } else {
+                        EXISTS
+                    };
+                    let mut conn = current.pool.get_conn().await?;
+                    let params = (mid, recipient, sender, content);
+                    Ok(conn.exec_first::<u64, _, _>(exists, params).await?)
                 })
                 .await;
             match found {
@@ -221,12 +281,22 @@ impl Store {
     /// the transaction open until the caller commits or abandons it.
     pub async fn claim(&self, mid: u64) -> Result<Claim, Error> {
         self.bounded(async {
-            let mut tx = self.pool.start_transaction(TxOpts::default()).await?;
-            let Some(row) = tx.query_first::<Row, _>(lock_unread(mid)).await? else {
+            let current = self.current();
+            let mut tx = current.pool.start_transaction(TxOpts::default()).await?;
+            let lock = if current.galera {
+                lock_unread_synced(mid)
+            } else {
+                lock_unread(mid)
+            };
+            let Some(row) = tx.query_first::<Row, _>(lock).await? else {
                 tx.rollback().await?;
                 return Ok(Claim::Taken);
             };
-            tx.exec_drop(CLAIM, (mid,)).await?;
+            if current.galera {
+                tx.query_drop(claim_replicated(mid)).await?;
+            } else {
+                tx.exec_drop(CLAIM, (mid,)).await?;
+            }
             if tx.affected_rows() != 1 {
                 // Only without row locks (MyISAM): another claimant flagged it in between.
                 tx.rollback().await?;
@@ -248,7 +318,7 @@ impl Store {
     /// claim whose COMMIT went unanswered.
     pub async fn flag_read(&self, mid: u64) -> Result<bool, Error> {
         self.bounded(async {
-            let mut conn = self.pool.get_conn().await?;
+            let mut conn = self.current().pool.get_conn().await?;
             conn.exec_drop(CLAIM, (mid,)).await?;
             Ok(conn.affected_rows() == 1)
         })
@@ -258,7 +328,7 @@ impl Store {
     /// Makes row `mid` unread again.
     pub async fn release(&self, mid: u64) -> Result<(), Error> {
         self.bounded(async {
-            let mut conn = self.pool.get_conn().await?;
+            let mut conn = self.current().pool.get_conn().await?;
             conn.exec_drop(RELEASE, (mid,)).await?;
             Ok(())
         })
@@ -269,7 +339,7 @@ impl Store {
     pub async fn unread(&self) -> Result<Vec<(u64, Vec<u8>)>, Error> {
         // A large table takes a while to scan; this is not a request's deadline.
         let scan = async {
-            let mut conn = self.pool.get_conn().await?;
+            let mut conn = self.current().pool.get_conn().await?;
             let rows = conn
                 .query_map(UNREAD, |(mid, rec): (u64, Option<Vec<u8>>)| {
                     (mid, rec.unwrap_or_default())
@@ -277,15 +347,19 @@ impl Store {
                 .await?;
             Ok(rows)
         };
-        tokio::time::timeout(self.timeout * 20, scan)
+        let result = tokio::time::timeout(self.timeout * 20, scan)
             .await
-            .unwrap_or(Err(Error::DbTimeout))
+            .unwrap_or(Err(Error::DbTimeout));
+        if let Err(err) = &result {
+            self.nodes.report(err);
+        }
+        result
     }
 
     /// Rows with `mid` above `after`, oldest first, at most `limit`; plus the newest row.
     pub async fn rows_after(&self, after: u64, limit: u64) -> Result<Vec<RecentRow>, Error> {
         self.bounded(async {
-            let mut conn = self.pool.get_conn().await?;
+            let mut conn = self.current().pool.get_conn().await?;
             Ok(conn
                 .exec_map(NEWER_THAN, (after, limit), recent_row)
                 .await?)
@@ -306,7 +380,7 @@ impl Store {
             .collect::<Vec<_>>()
             .join(" OR ");
         self.bounded(async {
-            let mut conn = self.pool.get_conn().await?;
+            let mut conn = self.current().pool.get_conn().await?;
             Ok(conn
                 .query_map(
                     format!("SELECT mid, rec, isread FROM msg WHERE {ranges}"),
@@ -319,15 +393,19 @@ impl Store {
 
     /// Closes every pooled connection.
     pub async fn close(self) {
-        if let Err(err) = self.pool.disconnect().await {
-            tracing::debug!(%err, "closing the database pool");
-        }
+        self.nodes.close().await;
     }
 
+    /// Runs `work` within the timeout; a failure that may mean the node is gone sets the
+    /// failover monitor probing.
     async fn bounded<T>(&self, work: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
-        tokio::time::timeout(self.timeout, work)
+        let result = tokio::time::timeout(self.timeout, work)
             .await
-            .unwrap_or(Err(Error::DbTimeout))
+            .unwrap_or(Err(Error::DbTimeout));
+        if let Err(err) = &result {
+            self.nodes.report(err);
+        }
+        result
     }
 }
 
@@ -341,7 +419,17 @@ impl OpenClaim {
     pub fn commit(self) -> Pin<Box<dyn Future<Output = Result<(), Error>> + Send>> {
         let store = self.store;
         let tx = self.tx;
-        Box::pin(async move { store.bounded(async { Ok(tx.commit().await?) }).await })
+        Box::pin(async move {
+            let commit = tokio::time::timeout(store.timeout.max(COMMIT_TIMEOUT), tx.commit());
+            let result = match commit.await {
+                Ok(result) => result.map_err(Error::from),
+                Err(_) => Err(Error::DbTimeout),
+            };
+            if let Err(err) = &result {
+                store.nodes.report(err);
+            }
+            result
+        })
     }
 
     /// Whether giving the claim back needs [`Store::release`] after the rollback that dropping

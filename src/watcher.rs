@@ -164,6 +164,7 @@ impl Watcher {
         let mut state: Option<(Progress, Instant)> = None;
         let mut pause = Duration::ZERO;
         let mut healthy = true;
+        let mut switches = self.store.switches();
         loop {
             tokio::select! {
                 () = tokio::time::sleep(pause) => {}
@@ -173,7 +174,24 @@ impl Watcher {
                 None => self.start().await.map(|progress| {
                     state = Some((progress, Instant::now()));
                 }),
-                Some((progress, rescanned)) => self.tick(progress, rescanned).await,
+                Some((progress, rescanned)) => {
+                    let now = self.store.switches();
+                    if now != switches {
+                        // Another node: whatever happened while this instance was between
+                        // nodes (claims given back by a dead node, rows it never saw) is read
+                        // afresh, and every waiter tries again.
+                        tracing::info!("database node changed; rescanning the unread rows");
+                        let rescan = self.rescan().await;
+                        if rescan.is_ok() {
+                            switches = now;
+                            *rescanned = Instant::now();
+                            self.hub.notify_all();
+                        }
+                        rescan.and(self.tick(progress, rescanned).await)
+                    } else {
+                        self.tick(progress, rescanned).await
+                    }
+                }
             };
             match result {
                 Ok(()) => {

@@ -5,7 +5,13 @@
 //! cargo run --release -p chat-bench -- --target 127.0.0.1:8080 latency --rounds 30
 //! cargo run --release -p chat-bench -- --target 127.0.0.1:8080 sends --seconds 10 --concurrency 16
 //! cargo run --release -p chat-bench -- --target 127.0.0.1:8080 waiters --count 20000 --hold-secs 10
+//! cargo run --release -p chat-bench -- --target 127.0.0.1:23380 cluster --seconds 60 --rate 40 \
+//!     --customers 40 --database-url mysql://root@127.0.0.1:23301,127.0.0.1:23302/test
 //! ```
+//!
+//! `latency --send-target` polls on `--target` and sends through another instance: the
+//! cross-instance latency (the receiving instance learns of the row through its watcher).
+//! `cluster` is the load of `scripts/cluster test` (see `cluster.rs`).
 //!
 //! `waiters` opens one long poll per simulated customer, holds them (print `holding` on stderr so a
 //! script can sample the server meanwhile), then sends each customer one message and measures how
@@ -17,6 +23,8 @@ use std::time::{Duration, Instant};
 
 use chat_compat::http::{build_request, find, Exchange};
 use clap::{Parser, Subcommand};
+
+mod cluster;
 
 #[derive(Parser)]
 struct Args {
@@ -39,6 +47,9 @@ enum Mode {
     Latency {
         #[arg(long, default_value_t = 30)]
         rounds: usize,
+        /// Send through this `host:port` instead of `--target` (another instance).
+        #[arg(long)]
+        send_target: Option<String>,
     },
     /// Closed-loop sends (AJsendmsg.php) for a while.
     Sends {
@@ -55,6 +66,29 @@ enum Mode {
         hold_secs: u64,
         #[arg(long, default_value_t = 32)]
         send_concurrency: usize,
+    },
+    /// Customers, an agent stream and senders at a fixed rate through a load balancer; ends
+    /// with the reckoning from the table (exit status 1 when a message was lost or duplicated).
+    Cluster {
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Sends per second (half to customers, half to the agent).
+        #[arg(long, default_value_t = 40)]
+        rate: u32,
+        #[arg(long, default_value_t = 40)]
+        customers: usize,
+        /// Longest wait after the sends for messages still on their way.
+        #[arg(long, default_value_t = 30)]
+        drain_secs: u64,
+        /// The database nodes (`mysql://user@host1:port1,host2:port2/db`), read at the end.
+        #[arg(long)]
+        database_url: String,
+        /// Reported in the JSON line.
+        #[arg(long, default_value_t = 3)]
+        nodes: u32,
+        /// Reported in the JSON line.
+        #[arg(long, default_value_t = 3)]
+        instances: u32,
     },
 }
 
@@ -78,7 +112,10 @@ async fn main() {
         users: args.users,
     };
     let line = match args.mode {
-        Mode::Latency { rounds } => latency(&target, rounds).await,
+        Mode::Latency {
+            rounds,
+            send_target,
+        } => latency(&target, rounds, send_target).await,
         Mode::Sends {
             seconds,
             concurrency,
@@ -88,11 +125,40 @@ async fn main() {
             hold_secs,
             send_concurrency,
         } => waiters(&target, count, hold_secs, send_concurrency).await,
+        Mode::Cluster {
+            seconds,
+            rate,
+            customers,
+            drain_secs,
+            database_url,
+            nodes,
+            instances,
+        } => {
+            let plan = cluster::Plan {
+                seconds,
+                rate: rate.max(1),
+                customers: customers.max(1),
+                drain_secs,
+                database_url,
+                nodes,
+                instances,
+            };
+            let (line, passed) = cluster::run(&target, plan).await;
+            println!("{line}");
+            if !passed {
+                std::process::exit(1);
+            }
+            return;
+        }
     };
     println!("{line}");
 }
 
-async fn latency(target: &Target, rounds: usize) -> serde_json::Value {
+async fn latency(target: &Target, rounds: usize, send_target: Option<String>) -> serde_json::Value {
+    let sender = Target {
+        authority: send_target.unwrap_or_else(|| target.authority.clone()),
+        ..target.clone()
+    };
     let mut samples = Vec::new();
     for round in 0..rounds {
         let user = format!("{}l{round}", target.users);
@@ -102,7 +168,7 @@ async fn latency(target: &Target, rounds: usize) -> serde_json::Value {
         // poll has reached its wait on either server).
         tokio::time::sleep(Duration::from_millis(fastrand::u64(100..1100))).await;
         let started = Instant::now();
-        assert_eq!(send(target, &user, "ping").await, b"OK", "send failed");
+        assert_eq!(send(&sender, &user, "ping").await, b"OK", "send failed");
         let body = answer(poll).await;
         samples.push(started.elapsed());
         assert!(
@@ -111,7 +177,10 @@ async fn latency(target: &Target, rounds: usize) -> serde_json::Value {
             String::from_utf8_lossy(&body)
         );
     }
-    serde_json::json!({ "mode": "latency", "rounds": rounds, "ms": summary(&mut samples) })
+    serde_json::json!({
+        "mode": "latency", "rounds": rounds, "poll_via": target.authority,
+        "send_via": sender.authority, "ms": summary(&mut samples)
+    })
 }
 
 async fn sends(target: &Target, seconds: u64, concurrency: usize) -> serde_json::Value {

@@ -215,9 +215,14 @@ function tail(file, lines = 40) {
  * Options: `serverArgs`, extra chat-server flags (the hardened mode, the maximum park time);
  * `expectedErrors`, the HTTP errors a scenario provokes on purpose and checks itself, as
  * `{ role, url }` (either may be left out; `url` is a substring); `tolerate`, patterns of page
- * errors a scenario expects and proves harmless.
+ * errors a scenario expects and proves harmless; `baseUrl`, a running site to use instead (a
+ * load balancer in front of several instances): then no database or server is started.
  */
-export async function openScenario(t, label, { serverArgs = [], expectedErrors = [], tolerate = [] } = {}) {
+export async function openScenario(
+  t,
+  label,
+  { serverArgs = [], expectedErrors = [], tolerate = [], baseUrl: external } = {},
+) {
   const cleanups = [];
   const problems = [];
   const dir = path.join(resultsDir, label.replace(/[^A-Za-z0-9_-]+/g, '-'));
@@ -241,10 +246,14 @@ export async function openScenario(t, label, { serverArgs = [], expectedErrors =
     }
   });
 
-  const database = createDatabase(label);
-  cleanups.push(() => database.drop());
-  const server = await startServer(database.name, logPath, serverArgs);
-  cleanups.push(() => server.stop());
+  let server = { baseUrl: external };
+  let database = { name: undefined };
+  if (!external) {
+    database = createDatabase(label);
+    cleanups.push(() => database.drop());
+    server = await startServer(database.name, logPath, serverArgs);
+    cleanups.push(() => server.stop());
+  }
   const browser = await chromium.launch({
     executablePath: chromiumPath,
     headless: true,
@@ -295,7 +304,10 @@ export async function openScenario(t, label, { serverArgs = [], expectedErrors =
     database: database.name,
     dir,
     /** Runs SQL against this scenario's database. */
-    sql: (script) => sql(script, database.name),
+    sql: (script) => {
+      if (!database.name) throw new Error('no database of its own behind an external site');
+      return sql(script, database.name);
+    },
     /** A customer in a context of their own, on AJ05customer.php. */
     async openCustomer() {
       customers += 1;

@@ -1,0 +1,380 @@
+//! `loadgen cluster`: the load `scripts/cluster test` drives through the load balancer while it
+//! kills a database node and a server instance, and the reckoning at the end, read from the table.
+//!
+//! Customers poll like the legacy page (one `AJ05comitajax.php` at a time, the next one second
+//! after an answer; after an error too, as a person reloading the page would); the agent keeps
+//! one `AJ04serve.php` stream open, reopened when it ends. Senders post at a fixed rate, every
+//! other message to a customer (in turn) and the rest to the agent, each with a unique content.
+//! After the sending time, clients keep reading until every message answered `OK` has arrived or
+//! the drain time ends. Then every message of the run is looked up in the table (through the
+//! first node that answers) and counted:
+//!
+//! - `sent`: attempts; `sent_ok`: answered `OK`; `fial`: anything else (`FIAL`, or the load
+//!   balancer's 502 when an instance died holding the request: then it may or may not be stored,
+//!   and the table says which);
+//! - `delivered`: distinct messages some client received; `duplicated`: received more than once;
+//! - `lost`: answered `OK` but not in the table, or flagged read with no client having it;
+//! - `unread`: in the table, still unread at the end.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chat_compat::http::{build_request, find, Exchange};
+use mysql_async::prelude::Queryable;
+
+use crate::{summary, Target};
+
+/// The run's shape.
+pub struct Plan {
+    /// Sending time.
+    pub seconds: u64,
+    /// Sends per second, all senders together.
+    pub rate: u32,
+    /// Customers polling.
+    pub customers: usize,
+    /// Longest wait after sending for messages still on their way.
+    pub drain_secs: u64,
+    /// The cluster's nodes (`mysql://user@h1:p1,h2:p2/db`), for the reckoning.
+    pub database_url: String,
+    /// Reported as is.
+    pub nodes: u32,
+    /// Reported as is.
+    pub instances: u32,
+}
+
+/// What clients received: content to when it arrived and through which instance.
+#[derive(Default)]
+struct Received {
+    at: Mutex<HashMap<String, Vec<(Instant, String)>>>,
+}
+
+impl Received {
+    fn note(&self, content: String, exchange: &Exchange) {
+        self.at
+            .lock()
+            .expect("received lock")
+            .entry(content)
+            .or_default()
+            .push((Instant::now(), upstream(exchange)));
+    }
+}
+
+/// The instance that answered, as the load balancer names it (`X-Chat-Upstream`), if it does.
+fn upstream(exchange: &Exchange) -> String {
+    exchange
+        .head
+        .as_ref()
+        .and_then(|head| head.values("X-Chat-Upstream").next())
+        .map(|value| String::from_utf8_lossy(value).into_owned())
+        .unwrap_or_default()
+}
+
+/// One send: its content, when it went out, and its answer once it came.
+type Sent = (String, Instant, Option<Outcome>);
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Ok,
+    NotOk,
+}
+
+/// Longest a single send may take before it counts as not answered.
+const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// Pause of the legacy page between an answer and its next poll.
+const PAGE_PAUSE: Duration = Duration::from_secs(1);
+
+/// Runs the load and the reckoning; the JSON line, and whether something was delivered and
+/// nothing lost or duplicated.
+pub async fn run(target: &Target, plan: Plan) -> (String, bool) {
+    let prefix = format!("{}-", target.users);
+    let received = Arc::new(Received::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let customers: Vec<String> = (0..plan.customers)
+        .map(|i| format!("{}c{i}", target.users))
+        .collect();
+    let mut clients = tokio::task::JoinSet::new();
+    for name in &customers {
+        clients.spawn(customer(
+            target.clone(),
+            name.clone(),
+            prefix.clone(),
+            received.clone(),
+            stop.clone(),
+        ));
+    }
+    clients.spawn(agent(
+        target.clone(),
+        prefix.clone(),
+        received.clone(),
+        stop.clone(),
+    ));
+
+    // Sends at a fixed rate, each in its own task so a slow answer does not slow the rate.
+    let sent: Arc<Mutex<Vec<Sent>>> = Arc::default();
+    let mut senders = tokio::task::JoinSet::new();
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(plan.rate)));
+    let until = Instant::now() + Duration::from_secs(plan.seconds);
+    let mut seq = 0usize;
+    while Instant::now() < until {
+        tick.tick().await;
+        let content = format!("{prefix}{seq}");
+        let (recipient, sender) = if seq.is_multiple_of(2) {
+            (
+                customers[(seq / 2) % customers.len()].clone(),
+                "admin".to_owned(),
+            )
+        } else {
+            let customer = customers[(seq / 2) % customers.len()].clone();
+            ("admin".to_owned(), customer)
+        };
+        let index = {
+            let mut sent = sent.lock().expect("sent lock");
+            sent.push((content.clone(), Instant::now(), None));
+            sent.len() - 1
+        };
+        let (target, sent) = (target.clone(), sent.clone());
+        senders.spawn(async move {
+            let answer = send_as(&target, &sender, &recipient, &content).await;
+            let outcome = if answer == b"OK" {
+                Outcome::Ok
+            } else {
+                Outcome::NotOk
+            };
+            sent.lock().expect("sent lock")[index].2 = Some(outcome);
+        });
+        seq += 1;
+    }
+    while senders.join_next().await.is_some() {}
+    eprintln!("loadgen: {seq} sent; draining");
+
+    // Wait for what is on its way.
+    let drain_until = Instant::now() + Duration::from_secs(plan.drain_secs);
+    while Instant::now() < drain_until {
+        let missing = {
+            let sent = sent.lock().expect("sent lock");
+            let received = received.at.lock().expect("received lock");
+            sent.iter()
+                .filter(|(content, _, outcome)| {
+                    *outcome == Some(Outcome::Ok) && !received.contains_key(content)
+                })
+                .count()
+        };
+        if missing == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    // Parked polls and the stream have nothing left to receive; cut them.
+    clients.abort_all();
+    while clients.join_next().await.is_some() {}
+
+    let table = read_table(&plan.database_url, &prefix).await;
+    let sent = sent.lock().expect("sent lock");
+    let received = received.at.lock().expect("received lock");
+    let (mut sent_ok, mut fial, mut delivered, mut duplicated, mut lost, mut unread) =
+        (0, 0, 0, 0, 0, 0);
+    let mut samples = Vec::new();
+    for (content, at, outcome) in sent.iter() {
+        let ok = *outcome == Some(Outcome::Ok);
+        if ok {
+            sent_ok += 1;
+        } else {
+            fial += 1;
+        }
+        let arrivals = received.get(content).map_or(&[][..], Vec::as_slice);
+        if let Some((first, _)) = arrivals.first() {
+            delivered += 1;
+            samples.push(first.saturating_duration_since(*at));
+        }
+        if arrivals.len() > 1 {
+            duplicated += 1;
+            let via: Vec<String> = arrivals
+                .iter()
+                .map(|(when, upstream)| {
+                    format!("{upstream} after {:?}", when.saturating_duration_since(*at))
+                })
+                .collect();
+            eprintln!(
+                "loadgen: {content} arrived {} times: {via:?}",
+                arrivals.len()
+            );
+        }
+        match table.get(content) {
+            None if ok => {
+                lost += 1;
+                eprintln!("loadgen: {content} answered OK but is not in the table");
+            }
+            Some(true) if arrivals.is_empty() => {
+                lost += 1;
+                eprintln!("loadgen: {content} is flagged read but no client got it");
+            }
+            Some(false) => unread += 1,
+            _ => {}
+        }
+    }
+    let ms = summary(&mut samples);
+    let ms = |key: &str| ms[key].as_f64().unwrap_or(0.0);
+    let passed = lost == 0 && duplicated == 0 && delivered > 0;
+    // Written by hand: the fields in this order (serde_json's map would sort them).
+    let line = format!(
+        "{{\"nodes\":{},\"instances\":{},\"sent\":{},\"sent_ok\":{sent_ok},\"fial\":{fial},\
+         \"delivered\":{delivered},\"duplicated\":{duplicated},\"lost\":{lost},\"unread\":{unread},\
+         \"p50_ms\":{:.1},\"p99_ms\":{:.1}}}",
+        plan.nodes,
+        plan.instances,
+        sent.len(),
+        ms("median"),
+        ms("p99"),
+    );
+    (line, passed)
+}
+
+/// One customer page: a poll at a time, one second between them.
+async fn customer(
+    target: Target,
+    name: String,
+    prefix: String,
+    received: Arc<Received>,
+    stop: Arc<AtomicBool>,
+) {
+    let cookie = vec![("Cookie".to_owned(), format!("username={name}").into_bytes())];
+    let path = format!("{}/AJ05comitajax.php", target.base_path);
+    let request = build_request("GET", &path, &target.authority, &cookie, b"");
+    while !stop.load(Ordering::Relaxed) {
+        let Ok(mut poll) = Exchange::send(&target.authority, &request, false).await else {
+            tokio::time::sleep(PAGE_PAUSE).await;
+            continue;
+        };
+        // The poll waits as long as nothing comes; the run's end aborts it.
+        let whole = poll
+            .finish(Duration::from_secs(3600))
+            .await
+            .unwrap_or(false);
+        let status = poll.head.as_ref().map_or(0, |head| head.status);
+        if whole && status == 200 {
+            if let Some(content) = content_of(&poll.body) {
+                if content.starts_with(&prefix) {
+                    received.note(content, &poll);
+                }
+            }
+        }
+        tokio::time::sleep(PAGE_PAUSE).await;
+    }
+}
+
+/// The agent page's iframe: one stream, reopened when it ends.
+async fn agent(target: Target, prefix: String, received: Arc<Received>, stop: Arc<AtomicBool>) {
+    let cookie = vec![("Cookie".to_owned(), b"username=admin".to_vec())];
+    let path = format!("{}/AJ04serve.php", target.base_path);
+    let request = build_request("GET", &path, &target.authority, &cookie, b"");
+    const OPEN: &[u8] = b"parent.window.comet(";
+    const CLOSE: &[u8] = b");</script>";
+    while !stop.load(Ordering::Relaxed) {
+        let Ok(mut stream) = Exchange::send(&target.authority, &request, false).await else {
+            tokio::time::sleep(PAGE_PAUSE).await;
+            continue;
+        };
+        let mut parsed = 0;
+        loop {
+            let seen = parsed;
+            let more = stream
+                .read_until(
+                    tokio::time::Instant::now() + Duration::from_secs(3600),
+                    |x| find(&x.body[seen..], CLOSE).is_some(),
+                )
+                .await;
+            // Every complete `<script>` so far.
+            while let Some(close) = find(&stream.body[parsed..], CLOSE) {
+                let script = &stream.body[parsed..parsed + close];
+                if let Some(open) = find(script, OPEN) {
+                    if let Some(content) = content_of(&script[open + OPEN.len()..]) {
+                        if content.starts_with(&prefix) {
+                            received.note(content, &stream);
+                        }
+                    }
+                }
+                parsed += close + CLOSE.len();
+            }
+            if !matches!(more, Ok(true)) {
+                break;
+            }
+        }
+        tokio::time::sleep(PAGE_PAUSE).await;
+    }
+}
+
+/// The `content` of a `json_encode`d row.
+fn content_of(json: &[u8]) -> Option<String> {
+    let row: serde_json::Value = serde_json::from_slice(json).ok()?;
+    row.get("content")?.as_str().map(str::to_owned)
+}
+
+/// Every row of the run: content to whether it is flagged read, through the first node that
+/// answers, after it applied every write committed anywhere (`wsrep_sync_wait`).
+async fn read_table(url: &str, prefix: &str) -> HashMap<String, bool> {
+    let (scheme_user, rest) = url.split_once('@').expect("database URL with user@");
+    let (hosts, tail) = rest.split_once('/').expect("database URL with /db");
+    for host in hosts.split(',') {
+        let node = format!("{scheme_user}@{host}/{tail}");
+        let Ok(opts) = mysql_async::Opts::from_url(&node) else {
+            continue;
+        };
+        let rows = async {
+            let mut conn = mysql_async::Conn::new(opts).await?;
+            conn.query_drop("SET SESSION wsrep_sync_wait = 1").await?;
+            let rows: Vec<(String, i64)> = conn
+                .exec(
+                    "SELECT content, isread FROM msg WHERE content LIKE CONCAT(?, '%')",
+                    (prefix,),
+                )
+                .await?;
+            conn.disconnect().await?;
+            Ok::<_, mysql_async::Error>(rows)
+        };
+        match tokio::time::timeout(Duration::from_secs(10), rows).await {
+            Ok(Ok(rows)) => {
+                return rows
+                    .into_iter()
+                    .map(|(content, isread)| (content, isread != 0))
+                    .collect()
+            }
+            Ok(Err(err)) => eprintln!("loadgen: reading the table through {host}: {err}"),
+            Err(_) => eprintln!("loadgen: reading the table through {host}: timed out"),
+        }
+    }
+    panic!("no database node answered; cannot count the run");
+}
+
+/// One send as `sender`, through the load balancer; the answer's body (empty when none).
+async fn send_as(target: &Target, sender: &str, recipient: &str, content: &str) -> Vec<u8> {
+    let headers = vec![
+        (
+            "Cookie".to_owned(),
+            format!("username={sender}").into_bytes(),
+        ),
+        (
+            "Content-Type".to_owned(),
+            b"application/x-www-form-urlencoded".to_vec(),
+        ),
+    ];
+    let path = format!("{}/AJsendmsg.php", target.base_path);
+    let body = format!("rec={recipient}&content={content}");
+    let request = build_request("POST", &path, &target.authority, &headers, body.as_bytes());
+    let Ok(mut exchange) = Exchange::send(&target.authority, &request, false).await else {
+        return Vec::new();
+    };
+    match exchange.finish(SEND_TIMEOUT).await {
+        Ok(true)
+            if exchange
+                .head
+                .as_ref()
+                .is_some_and(|head| head.status == 200) =>
+        {
+            exchange.body
+        }
+        _ => Vec::new(),
+    }
+}
