@@ -9,6 +9,7 @@
 //! - [`runner`]: runs one scenario against a server + database, observing every step.
 //! - [`har`]: HAR 1.2 recordings and the table file beside each one.
 //! - [`compare`]: applying deviations, normalising, comparing, rendering differences.
+//! - [`provenance`]: the PHP, nginx and MariaDB versions a recording was made from.
 //! - [`record`]: `chat-compat record`, the legacy into `compat/recordings/`.
 //! - [`replay`]: `chat-compat replay`, recordings against a server or against each other.
 //! - `har_replay`: `chat-compat replay --har`, an operator's own traffic against a server.
@@ -22,6 +23,7 @@ pub mod error;
 pub mod har;
 mod har_replay;
 pub mod http;
+pub mod provenance;
 pub mod record;
 pub mod replay;
 pub mod runner;
