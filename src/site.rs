@@ -79,6 +79,7 @@ impl Site {
     /// Resolves a URL path relative to the site: nginx's `$uri` (decoded, normalised) with the
     /// base path stripped.
     pub async fn resolve(&self, relative: &[u8]) -> Resource<'_> {
+        let relative = script_part(relative);
         let Some(segments) = safe_segments(relative) else {
             return Resource::NotFound;
         };
@@ -120,6 +121,21 @@ impl Site {
             Err(_) => Resource::NotFound,
         }
     }
+}
+
+/// nginx's `location ~ \.php$` with Debian's `snippets/fastcgi-php.conf`
+/// (`fastcgi_split_path_info ^(.+?\.php)(/.*)$;`): a path that ends in `.php` runs the script
+/// named by its shortest prefix that ends in `.php` and is followed by `/`; the rest is
+/// PATH_INFO, which the legacy scripts never read. `/AJ04custserv.php/x.php` is the agent page.
+/// Found by `chat-compat fuzz`; recorded as `page_path_info_runs_the_script`.
+fn script_part(path: &[u8]) -> &[u8] {
+    if !path.ends_with(b".php") {
+        return path;
+    }
+    // `.+?` needs at least one byte before `.php`.
+    (1..path.len())
+        .find(|&end| end >= 5 && path[..end].ends_with(b".php") && path[end] == b'/')
+        .map_or(path, |end| &path[..end])
 }
 
 /// Splits a decoded path, refusing `..`, dot-files, NUL, backslashes and non-UTF-8.
@@ -173,6 +189,15 @@ mod tests {
     #[test]
     fn traversal_and_dot_files_are_refused() {
         assert!(safe_segments(b"/../AJconn.php").is_none());
+        assert_eq!(
+            script_part(b"/AJ04custserv.php/AJconn.php"),
+            b"/AJ04custserv.php"
+        );
+        assert_eq!(script_part(b"/a.php/b.php/c.php"), b"/a.php");
+        assert_eq!(script_part(b"/a.php/b"), b"/a.php/b");
+        assert_eq!(script_part(b"/a.phps/b.php"), b"/a.phps/b.php");
+        assert_eq!(script_part(b"/.php/b.php"), b"/.php");
+        assert_eq!(script_part(b"/x.php"), b"/x.php");
         assert!(safe_segments(b"/.git/config").is_none());
         assert!(safe_segments(b"/a\0b").is_none());
         assert!(safe_segments(b"/a\xffb").is_none());

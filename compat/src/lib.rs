@@ -9,6 +9,8 @@
 //! - [`runner`]: runs one scenario against a server + database, observing every step.
 //! - [`har`]: HAR 1.2 recordings and the table file beside each one.
 //! - [`compare`]: applying deviations, normalising, comparing, rendering differences.
+//! - [`provenance`]: the PHP, nginx and MariaDB versions a recording was made from.
+//! - [`fuzz`]: `chat-compat fuzz`, generated cases against the legacy and a server, compared.
 //! - [`record`]: `chat-compat record`, the legacy into `compat/recordings/`.
 //! - [`replay`]: `chat-compat replay`, recordings against a server or against each other.
 //! - `har_replay`: `chat-compat replay --har`, an operator's own traffic against a server.
@@ -19,9 +21,11 @@
 
 pub mod compare;
 pub mod error;
+pub mod fuzz;
 pub mod har;
 mod har_replay;
 pub mod http;
+pub mod provenance;
 pub mod record;
 pub mod replay;
 pub mod runner;

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use chat_compat::{record, replay};
+use chat_compat::{fuzz, record, replay};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -22,6 +22,8 @@ enum Command {
     Replay(replay::ReplayArgs),
     /// Run the compatibility scenarios against a server and write HAR recordings.
     Record(record::RecordArgs),
+    /// Differential fuzzing: generated cases against the legacy PHP and a server, compared.
+    Fuzz(fuzz::FuzzArgs),
 }
 
 #[tokio::main]
@@ -29,5 +31,6 @@ async fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Replay(args) => replay::replay(args).await,
         Command::Record(args) => record::record(args).await,
+        Command::Fuzz(args) => fuzz::fuzz(args).await,
     }
 }

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::har::Recording;
+use crate::provenance::Provenance;
 use crate::runner::{self, Check, Outcome, Target};
 use crate::scenario::Scenario;
 use crate::CompatError;
@@ -35,6 +36,14 @@ pub struct RecordArgs {
         default_value = "compat/legacy-up reset"
     )]
     pub reset_command: String,
+    /// Command whose first output line names the PHP that serves the legacy (written into every
+    /// HAR's `log.comment`; compat/legacy-up runs this php-fpm).
+    #[arg(
+        long,
+        env = "LEGACY_PHP_VERSION_COMMAND",
+        default_value = "/usr/sbin/php-fpm8.2 -v"
+    )]
+    pub php_version_command: String,
     /// Record only these scenarios (repeatable).
     #[arg(long)]
     pub only: Vec<String>,
@@ -57,11 +66,19 @@ async fn record_all(args: &RecordArgs) -> Result<(), CompatError> {
         base_url: args.against.clone(),
         database_url: args.database_url.clone(),
     };
+    let provenance =
+        Provenance::observe(&args.php_version_command, &args.against, &args.database_url).await;
+    println!("{}", provenance.comment());
     for scenario in &scenarios {
         run_reset(&args.reset_command)?;
         let outcome = runner::run_scenario(scenario, &target).await?;
         check_recordable(scenario, &outcome)?;
-        Recording::of(&outcome).save(&args.out, &scenario.name)?;
+        let mut recording = Recording::of(&outcome);
+        let log = &mut recording.har.log;
+        log.creator.comment = Some(provenance.comment());
+        log.comment = Some(provenance.comment());
+        log.legacy = Some(provenance.clone());
+        recording.save(&args.out, &scenario.name)?;
         println!(
             "recorded {:<40} {} request(s), {} row(s)",
             scenario.name,

@@ -343,6 +343,33 @@ async fn prepare_table(
             .await
             .map_err(db_err("create msg"))?;
     }
+    insert_rows(conn, scenario).await
+}
+
+/// Like [`prepare`], but keeps the existing `msg` table (its columns and its id counter):
+/// deletes every row, moves the id counter to `next_id` and inserts the scenario's rows. For a
+/// server that stays up across many cases (`chat-compat fuzz`): it follows new rows by id, so
+/// ids must only grow, which recreating the table would break.
+pub async fn prepare_in_place(
+    scenario: &Scenario,
+    database_url: &str,
+    next_id: u64,
+) -> Result<(), CompatError> {
+    scenario.validate()?;
+    with_pool(database_url, |pool| async move {
+        let mut conn = pool.get_conn().await.map_err(db_err("connect"))?;
+        conn.query_drop("DELETE FROM msg")
+            .await
+            .map_err(db_err("empty msg"))?;
+        conn.query_drop(format!("ALTER TABLE msg AUTO_INCREMENT = {next_id}"))
+            .await
+            .map_err(db_err("move the id counter"))?;
+        insert_rows(&mut conn, scenario).await
+    })
+    .await
+}
+
+async fn insert_rows(conn: &mut mysql_async::Conn, scenario: &Scenario) -> Result<(), CompatError> {
     for row in &scenario.rows {
         let columns: Vec<&str> = row.keys().map(String::as_str).collect();
         let marks = vec!["?"; columns.len()].join(", ");

@@ -24,7 +24,23 @@ pub fn is_form_post(method: &str, content_type: Option<&[u8]>) -> bool {
 pub fn parse(body: &[u8], version: Version) -> Vars {
     let mut vars = Vars::default();
     let mut registered = 0;
-    for segment in body.split(|&b| b == b'&').filter(|s| !s.is_empty()) {
+    let mut segments: Vec<&[u8]> = body.split(|&b| b == b'&').collect();
+    // A final `&` ends the last segment; it does not start another one.
+    if segments.last().is_some_and(|s| s.is_empty()) {
+        segments.pop();
+    }
+    for segment in segments {
+        if segment.is_empty() {
+            // PHP 8's `add_post_var` counts every segment toward max_input_vars, the empty ones
+            // (`a=1&&b=2`) too, although they register nothing; PHP 5's strtok skipped them.
+            if version == Version::Php8 {
+                registered += 1;
+                if registered > MAX_INPUT_VARS {
+                    break;
+                }
+            }
+            continue;
+        }
         let (name, value) = match segment.iter().position(|&b| b == b'=') {
             Some(eq) => (&segment[..eq], &segment[eq + 1..]),
             // 5.6+ registers `foo&` as `foo => ''`; up to 5.5 such a segment was skipped.
@@ -69,6 +85,18 @@ mod tests {
                 kept.as_bytes()
             );
         }
+    }
+
+    #[test]
+    fn empty_segments_count_toward_max_input_vars() {
+        // Found by chat-compat fuzz; recorded as send_empty_fields_count_toward_max_input_vars.
+        let body = format!("{}rec=r&content=dropped&", "&".repeat(1000));
+        let vars = post(&body);
+        assert_eq!(vars.string("rec"), b"r");
+        assert_eq!(vars.string("content"), b"");
+        // A final `&` is not a segment: 999 empty ones, then the 1000th and 1001st get in.
+        let vars = post(&format!("{}rec=r&content=c&", "&".repeat(999)));
+        assert_eq!(vars.string("content"), b"c");
     }
 
     #[test]

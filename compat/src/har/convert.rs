@@ -46,9 +46,12 @@ pub fn to_har(outcome: &Outcome) -> Har {
             creator: Creator {
                 name: "chat-server compat recorder".to_owned(),
                 version: env!("CARGO_PKG_VERSION").to_owned(),
+                comment: None,
             },
             entries,
             scenario: Some(outcome.scenario.clone()),
+            comment: None,
+            legacy: None,
         },
     }
 }

@@ -27,6 +27,12 @@ pub struct Log {
     /// Name of the scenario this recording belongs to (ours only).
     #[serde(rename = "_scenario", default, skip_serializing_if = "Option::is_none")]
     pub scenario: Option<String>,
+    /// What the recording was made from, in words (HAR's `comment`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// The same versions, one field each (ours only; `chat-compat record` writes it).
+    #[serde(rename = "_legacy", default, skip_serializing_if = "Option::is_none")]
+    pub legacy: Option<crate::provenance::Provenance>,
 }
 
 /// `log.creator`.
@@ -38,6 +44,9 @@ pub struct Creator {
     /// Tool version.
     #[serde(default)]
     pub version: String,
+    /// What the tool recorded from (HAR's `comment`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
 }
 
 /// `log.entries[]`.
