@@ -260,12 +260,6 @@ fn insert(response: &mut Response<Body>, name: hyper::header::HeaderName, value:
     }
 }
 
-/// A file's modification time as nginx's `Last-Modified` prints it (tests).
-#[cfg(test)]
-fn http_date(time: std::time::SystemTime) -> String {
-    httpdate::fmt_http_date(time)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,7 +304,7 @@ mod tests {
     #[test]
     fn last_modified_is_an_http_date() {
         assert_eq!(
-            http_date(UNIX_EPOCH + Duration::from_secs(1_796_108_957)),
+            httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(1_796_108_957)),
             "Tue, 01 Dec 2026 07:09:17 GMT"
         );
     }
