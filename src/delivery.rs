@@ -16,8 +16,13 @@
 //!   it notices the connection closed, and the bytes are in the kernel, which sends them.
 //!
 //! What remains is the few microseconds between the two writes. A COMMIT that fails after the
-//! bytes went out (a dropped connection, a Galera certification conflict) is settled by flagging
-//! the row read outright, since the client has it ([`Mailbox::settle`]).
+//! bytes went out (a dropped connection) is settled by flagging the row read outright, since the
+//! client has it ([`Mailbox::settle`]).
+//!
+//! On a Galera node the claim commits *before* its bytes go out
+//! ([`OpenClaim::commits_before_bytes`]): a node that dies with our COMMIT unanswered may have
+//! replicated it or not, and only the surviving nodes can say which, so the bytes wait for that
+//! answer. A client gone by then gets its message given back (flagged unread again).
 //!
 //! Claims read the unread index ([`Inbox`]), so each is a primary-key lookup; a failed claim
 //! backs off on its own instead of waking anyone.
@@ -51,13 +56,26 @@ pub struct Mailbox {
     metrics: Arc<Metrics>,
 }
 
-/// A message flagged read in a transaction that commits when its bytes are handed to hyper
-/// ([`Claimed::commit_and_take`]). Dropped before that, the claim rolls back.
+/// A message claimed for one client: flagged read in a transaction that commits when its bytes
+/// are handed to hyper ([`Claimed::commit_and_take`]), or, on Galera, already committed. Dropped
+/// before the hand-over, the claim is given back.
 #[derive(Debug)]
 pub struct Claimed {
-    open: Option<OpenClaim>,
+    hold: Hold,
     recipient: Vec<u8>,
     mailbox: Mailbox,
+}
+
+/// Where a claim stands.
+#[derive(Debug)]
+enum Hold {
+    /// The transaction is open; committing it is the hand-over.
+    Open(OpenClaim),
+    /// Committed before the hand-over ([`OpenClaim::commits_before_bytes`]); giving it back takes
+    /// an UPDATE.
+    Committed(Message),
+    /// Handed over (or given back).
+    Done,
 }
 
 impl Mailbox {
@@ -163,7 +181,7 @@ impl Mailbox {
                 Ok(Ok(Some(claimed))) => return Ok(Some(claimed)),
                 Ok(Ok(None)) => continue,
                 Ok(Err(err)) => return Err(err),
-                Err(_) => return Err(Error::NotCommitted),
+                Err(_) => return Err(Error::ClaimAbandoned),
             }
         }
         Ok(None)
@@ -171,8 +189,19 @@ impl Mailbox {
 
     async fn claim(self, mid: u64, recipient: Vec<u8>) -> Result<Option<Claimed>, Error> {
         match self.store.claim(mid).await {
+            Ok(Claim::Open(open)) if open.commits_before_bytes() => {
+                let Some(message) = self.commit_first(open).await else {
+                    self.inbox.unclaimed(mid);
+                    return Ok(None);
+                };
+                Ok(Some(Claimed {
+                    hold: Hold::Committed(message),
+                    recipient,
+                    mailbox: self,
+                }))
+            }
             Ok(Claim::Open(open)) => Ok(Some(Claimed {
-                open: Some(open),
+                hold: Hold::Open(open),
                 recipient,
                 mailbox: self,
             })),
@@ -184,6 +213,37 @@ impl Mailbox {
                 self.inbox.unclaimed(mid);
                 Err(err)
             }
+        }
+    }
+
+    /// Commits a claim before its bytes go out; the message when it is ours. A COMMIT refused
+    /// (a certification conflict) is not ours; one left unanswered (the node died) is asked of
+    /// the node in use after failover until the cluster has settled it.
+    async fn commit_first(&self, open: OpenClaim) -> Option<Message> {
+        let message = open.message.clone();
+        let mid = message.mid;
+        let err = match open.commit().await {
+            Ok(()) => return Some(message),
+            Err(err) if err.is_definite() => {
+                tracing::debug!(mid, %err, "a claim lost at COMMIT; not ours");
+                return None;
+            }
+            Err(err) => err,
+        };
+        tracing::warn!(mid, %err, "a claim's COMMIT went unanswered; asking the cluster");
+        let mut pause = FIRST_BACKOFF;
+        loop {
+            match self.store.claim_outcome(mid).await {
+                Ok(true) => return Some(message),
+                Ok(false) => return None,
+                Err(err) => tracing::debug!(mid, %err, "still asking how a claim ended"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                // The row stays read (ours, most likely) until an operator or a rescan sees it.
+                () = self.shutdown.wait() => return None,
+            }
+            pause = (pause * 2).min(MAX_BACKOFF);
         }
     }
 
@@ -247,26 +307,27 @@ impl Mailbox {
 impl Claimed {
     /// The claimed row.
     pub fn message(&self) -> &Message {
-        &self
-            .open
-            .as_ref()
-            .expect("a Claimed holds its claim until it commits")
-            .message
+        match &self.hold {
+            Hold::Open(open) => &open.message,
+            Hold::Committed(message) => message,
+            Hold::Done => unreachable!("a Claimed holds its message until it is handed over"),
+        }
     }
 
     /// Call from the body's `poll_frame`, right before returning the message's bytes: writes the
     /// COMMIT to the database's socket in this same poll, and leaves its answer to a task.
     pub fn commit_and_take(mut self, cx: &mut Context<'_>) {
-        let open = self.open.take().expect("committed once");
-        let mid = open.message.mid;
-        let mut commit = open.commit();
         let mailbox = self.mailbox.clone();
         let recipient = std::mem::take(&mut self.recipient);
+        let open = match std::mem::replace(&mut self.hold, Hold::Done) {
+            Hold::Open(open) => open,
+            Hold::Committed(message) => return mailbox.handed_over(message.mid, &recipient),
+            Hold::Done => unreachable!("handed over once"),
+        };
+        let mid = open.message.mid;
+        let mut commit = open.commit();
         match commit.as_mut().poll(cx) {
-            Poll::Ready(Ok(())) => {
-                mailbox.metrics.delivered(mid);
-                mailbox.inbox.claimed(mid, &recipient);
-            }
+            Poll::Ready(Ok(())) => mailbox.handed_over(mid, &recipient),
             Poll::Ready(Err(err)) => {
                 let done = Box::pin(std::future::ready(Err(err)));
                 tokio::spawn(mailbox.finish(mid, recipient, done));
@@ -280,13 +341,19 @@ impl Claimed {
     /// Commits before any byte goes out, for an answer with no bytes to follow the COMMIT
     /// (PHP's empty `json_encode` false). `false` when it certainly did not commit.
     pub async fn commit_now(mut self) -> bool {
-        let open = self.open.take().expect("committed once");
-        let mid = open.message.mid;
         let recipient = std::mem::take(&mut self.recipient);
+        let open = match std::mem::replace(&mut self.hold, Hold::Done) {
+            Hold::Open(open) => open,
+            Hold::Committed(message) => {
+                self.mailbox.handed_over(message.mid, &recipient);
+                return true;
+            }
+            Hold::Done => unreachable!("handed over once"),
+        };
+        let mid = open.message.mid;
         match open.commit().await {
             Ok(()) => {
-                self.mailbox.metrics.delivered(mid);
-                self.mailbox.inbox.claimed(mid, &recipient);
+                self.mailbox.handed_over(mid, &recipient);
                 true
             }
             Err(err) => {
@@ -298,21 +365,31 @@ impl Claimed {
     }
 }
 
+impl Mailbox {
+    fn handed_over(&self, mid: u64, recipient: &[u8]) {
+        self.metrics.delivered(mid);
+        self.inbox.claimed(mid, recipient);
+    }
+}
+
 impl Drop for Claimed {
     fn drop(&mut self) {
-        let Some(open) = self.open.take() else {
-            return;
-        };
-        let mid = open.message.mid;
         let recipient = std::mem::take(&mut self.recipient);
-        if !open.needs_release() {
-            // Dropping the transaction returns its connection to the pool, which rolls it back.
-            drop(open);
-            self.mailbox.inbox.unclaimed(mid);
-            self.mailbox.hub.notify(&recipient);
-            return;
-        }
-        drop(open);
+        let mid = match std::mem::replace(&mut self.hold, Hold::Done) {
+            Hold::Done => return,
+            Hold::Open(open) if !open.needs_release() => {
+                // Dropping the transaction returns its connection to the pool, which rolls it
+                // back.
+                let mid = open.message.mid;
+                drop(open);
+                self.mailbox.inbox.unclaimed(mid);
+                self.mailbox.hub.notify(&recipient);
+                return;
+            }
+            // A table without transactions keeps the flag through the rollback.
+            Hold::Open(open) => open.message.mid,
+            Hold::Committed(message) => message.mid,
+        };
         let mailbox = self.mailbox.clone();
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {

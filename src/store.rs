@@ -45,6 +45,14 @@ const CLAIM: &str = "UPDATE msg SET isread = 1 WHERE mid = ? AND isread = 0";
 fn claim_replicated(mid: u64) -> String {
     format!("SET STATEMENT wsrep_trx_fragment_unit = 'statements', wsrep_trx_fragment_size = 1 FOR UPDATE msg SET isread = 1 WHERE mid = {mid} AND isread = 0")
 }
+/// Whether row `mid` is read, once every transaction holding it has ended: how a Galera claim
+/// whose COMMIT went unanswered (its node died) learns its fate. Streaming replication left the
+/// claim's row lock on every node, so the locking read waits until the cluster has evicted the
+/// dead node and either committed the claim or rolled it back; a plain read would see the row
+/// unread meanwhile. A missing row reads as unread (nothing to hand over).
+fn claim_outcome(mid: u64) -> String {
+    format!("SET STATEMENT wsrep_sync_wait = 1 FOR SELECT isread FROM msg WHERE mid = {mid} LOCK IN SHARE MODE")
+}
 /// Gives back a claimed row whose hand-over failed, where no transaction can do it for us.
 const RELEASE: &str = "UPDATE msg SET isread = 0 WHERE mid = ? AND isread = 1";
 const INSERT: &str = "INSERT INTO msg (rec, pos, content) VALUES (?, ?, ?)";
@@ -117,6 +125,8 @@ pub struct OpenClaim {
     pub message: Message,
     tx: Transaction<'static>,
     store: Store,
+    /// Taken on a Galera node: see [`OpenClaim::commits_before_bytes`].
+    galera: bool,
 }
 
 /// How an insert ended.
@@ -309,7 +319,18 @@ impl Store {
                 },
                 tx,
                 store: self.clone(),
+                galera: current.galera,
             }))
+        })
+        .await
+    }
+
+    /// Whether row `mid` is read after a Galera claim's COMMIT went unanswered ([`claim_outcome`]).
+    pub async fn claim_outcome(&self, mid: u64) -> Result<bool, Error> {
+        self.bounded(async {
+            let mut conn = self.current().pool.get_conn().await?;
+            let isread: Option<Option<i64>> = conn.query_first(claim_outcome(mid)).await?;
+            Ok(isread.flatten().is_some_and(|isread| isread != 0))
         })
         .await
     }
@@ -430,6 +451,18 @@ impl OpenClaim {
             }
             result
         })
+    }
+
+    /// Whether this claim must commit before its bytes go out, instead of as they go out.
+    ///
+    /// On a Galera node: if the node dies between a COMMIT written to it and its answer, the
+    /// cluster may roll the claim back (the COMMIT never left the node) while the client already
+    /// has the bytes, and the next poll, on another node, gets the message again. Committing
+    /// first and asking the surviving nodes when the answer is lost ([`Store::claim_outcome`])
+    /// trades that for a narrower window: our own process dying between the COMMIT's answer and
+    /// the bytes.
+    pub fn commits_before_bytes(&self) -> bool {
+        self.galera
     }
 
     /// Whether giving the claim back needs [`Store::release`] after the rollback that dropping
