@@ -36,11 +36,12 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use crate::error::Error;
+use crate::group_commit::GroupCommit;
 use crate::hub::Hub;
 use crate::inbox::Inbox;
 use crate::metrics::{Metrics, Snapshot};
 use crate::shutdown::Shutdown;
-use crate::store::{Claim, Insert, Message, OpenClaim, Store};
+use crate::store::{Claim, Insert, Message, NewMessage, OpenClaim, Store};
 
 /// First and longest pause after a failed claim.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
@@ -50,6 +51,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub struct Mailbox {
     store: Store,
+    sends: Arc<GroupCommit>,
     hub: Arc<Hub>,
     inbox: Arc<Inbox>,
     shutdown: Shutdown,
@@ -88,6 +90,7 @@ impl Mailbox {
         metrics: Arc<Metrics>,
     ) -> Mailbox {
         Mailbox {
+            sends: GroupCommit::new(store.clone(), Arc::clone(&metrics)),
             store,
             hub,
             inbox,
@@ -100,7 +103,12 @@ impl Mailbox {
     /// instances find it through their watcher). An error means it was certainly not stored.
     pub async fn send(&self, recipient: &[u8], sender: &[u8], content: &[u8]) -> Result<(), Error> {
         let start = std::time::Instant::now();
-        match self.store.insert_message(recipient, sender, content).await {
+        let message = NewMessage {
+            recipient: recipient.to_vec(),
+            sender: sender.to_vec(),
+            content: content.to_vec(),
+        };
+        match self.sends.insert(message).await {
             Insert::Stored(mid) => {
                 self.metrics.stored(mid, start.elapsed());
                 self.inbox.add(mid, recipient);

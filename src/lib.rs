@@ -16,6 +16,7 @@
 //! - `failover`: one pool per database node, the node in use, and moving to the next that answers.
 //! - `hub`: where waiting requests park until a message may exist for them.
 //! - `delivery`: storing, and claiming once: a claim commits as its bytes are handed over.
+//! - `group_commit`: sends that arrive together written in one transaction.
 //! - `inbox`: the unread index, so a claim is a primary-key lookup on the operator's table.
 //! - `watcher`: one background task that keeps the index in step and wakes recipients.
 //! - `limits`: ceilings on parked polls per client address and per username.
@@ -38,6 +39,7 @@ mod endpoints;
 mod error;
 mod failover;
 mod front;
+mod group_commit;
 mod hardening;
 mod hub;
 mod inbox;

@@ -41,6 +41,7 @@ pub struct Metrics {
     sent: Counter,
     delivered: Counter,
     send_failures: Counter,
+    insert_commits: Counter,
     send_seconds: Histogram,
     delivery_seconds: Histogram,
     sent_at: Mutex<HashMap<u64, Instant>>,
@@ -139,6 +140,11 @@ impl Metrics {
             "chat_send_failures",
             "Sends answered FIAL: the message was not stored",
         );
+        let insert_commits = counter(
+            r,
+            "chat_insert_commits",
+            "Transactions that stored sent messages: a batch of sends written together is one",
+        );
         let send_seconds = histogram(
             r,
             "chat_send_seconds",
@@ -161,6 +167,7 @@ impl Metrics {
             sent,
             delivered,
             send_failures,
+            insert_commits,
             send_seconds,
             delivery_seconds,
             sent_at: Mutex::new(HashMap::new()),
@@ -179,6 +186,11 @@ impl Metrics {
         if sent_at.len() < MAX_TIMED {
             sent_at.insert(mid, Instant::now());
         }
+    }
+
+    /// Transactions that stored messages, to compare with the messages stored.
+    pub fn insert_commits(&self, commits: usize) {
+        self.insert_commits.inc_by(commits as u64);
     }
 
     /// A send answered `FIAL`.

@@ -56,6 +56,19 @@ fn claim_outcome(mid: u64) -> String {
 /// Gives back a claimed row whose hand-over failed, where no transaction can do it for us.
 const RELEASE: &str = "UPDATE msg SET isread = 0 WHERE mid = ? AND isread = 1";
 const INSERT: &str = "INSERT INTO msg (rec, pos, content) VALUES (?, ?, ?)";
+/// [`INSERT`] for `rows` messages at once: one statement, one commit.
+fn insert_many(rows: usize) -> String {
+    let mut sql = String::from(INSERT);
+    for _ in 1..rows {
+        sql.push_str(", (?, ?, ?)");
+    }
+    sql
+}
+/// The spacing of the ids one multi-row INSERT takes (1 unless multi-master).
+const ID_STEP: &str = "SELECT @@auto_increment_increment";
+/// Whether a multi-row INSERT takes evenly spaced ids: not under the interleaved mode 2 (which
+/// Galera requires), where concurrent inserts may take ids in between.
+const AUTOINC_MODE: &str = "SELECT @@innodb_autoinc_lock_mode";
 /// Whether our row exists: how a send whose COMMIT went unanswered learns whether it was stored.
 /// The id alone does not say it: when a Galera node leaves, the others recompute their
 /// auto-increment offsets and may hand the id our dead node gave us to another message.
@@ -138,6 +151,15 @@ pub enum Insert {
     NotStored(Error),
 }
 
+/// How a batch of inserts ended.
+#[derive(Debug)]
+pub struct Written {
+    /// One per message, in order.
+    pub outcomes: Vec<Insert>,
+    /// Transactions that stored them: 1 for a batch written together.
+    pub commits: usize,
+}
+
 /// Connections to the database holding `msg`: one pool per node, one node in use.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -145,6 +167,19 @@ pub struct Store {
     timeout: Duration,
     /// Whether the table's engine rolls back (InnoDB); MyISAM needs explicit releases.
     transactional: Arc<AtomicBool>,
+    /// Whether a multi-row INSERT's ids can be known ([`AUTOINC_MODE`]); until learnt, no.
+    batches: Arc<AtomicBool>,
+}
+
+/// A message to store, as `AJsendmsg.php` received it.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    /// `rec`: whom it is for.
+    pub recipient: Vec<u8>,
+    /// `pos`: who sent it.
+    pub sender: Vec<u8>,
+    /// `content`.
+    pub content: Vec<u8>,
 }
 
 impl Store {
@@ -170,6 +205,7 @@ impl Store {
             nodes: Arc::new(Nodes::new(url, &settings)?),
             timeout,
             transactional: Arc::new(AtomicBool::new(true)),
+            batches: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -224,7 +260,94 @@ impl Store {
             );
         }
         self.transactional.store(transactional, Ordering::Relaxed);
+        let mode: Option<u64> = self
+            .bounded(async {
+                let mut conn = self.current().pool.get_conn().await?;
+                Ok(conn.query_first(AUTOINC_MODE).await?)
+            })
+            .await?;
+        self.batches.store(
+            transactional && mode.is_some_and(|mode| mode < 2),
+            Ordering::Relaxed,
+        );
         Ok(())
+    }
+
+    /// Stores `batch` in one transaction, one answer per message in order. A batch the
+    /// database refuses (one value too long in strict mode fails the statement) is stored
+    /// message by message, so each gets the answer it would have had alone.
+    pub async fn insert_messages(&self, batch: &[NewMessage]) -> Written {
+        if batch.len() > 1 && self.batches.load(Ordering::Relaxed) && !self.current().galera {
+            match self.insert_together(batch).await {
+                Ok(outcomes) => {
+                    let commits = usize::from(matches!(outcomes[0], Insert::Stored(_)));
+                    return Written { outcomes, commits };
+                }
+                Err(err) => tracing::debug!(%err, rows = batch.len(), "batch refused; one by one"),
+            }
+        }
+        let each = batch.iter().map(|message| {
+            self.insert_message(&message.recipient, &message.sender, &message.content)
+        });
+        let outcomes = futures_util::future::join_all(each).await;
+        let commits = outcomes
+            .iter()
+            .filter(|outcome| matches!(outcome, Insert::Stored(_)))
+            .count();
+        Written { outcomes, commits }
+    }
+
+    /// One multi-row INSERT and its COMMIT. `Err` when the database refused it, so nothing was
+    /// stored and each message may be tried alone.
+    async fn insert_together(&self, batch: &[NewMessage]) -> Result<Vec<Insert>, Error> {
+        let params: Vec<Value> = batch
+            .iter()
+            .flat_map(|message| {
+                [&message.recipient, &message.sender, &message.content]
+                    .map(|value| Value::Bytes(value.clone()))
+            })
+            .collect();
+        let mut ids = None;
+        let attempt = self
+            .bounded(async {
+                let mut tx = self
+                    .current()
+                    .pool
+                    .start_transaction(TxOpts::default())
+                    .await?;
+                tx.exec_drop(insert_many(batch.len()), params).await?;
+                let first = tx.last_insert_id();
+                let step: Option<u64> = tx.query_first(ID_STEP).await?;
+                ids = first.map(|first| (first, step.unwrap_or(1).max(1)));
+                tx.commit().await?;
+                Ok(())
+            })
+            .await;
+        let all = |outcome: &dyn Fn(u64) -> Insert| -> Vec<Insert> {
+            (0..batch.len() as u64).map(outcome).collect()
+        };
+        match (attempt, ids) {
+            (Ok(()), Some((first, step))) => Ok(all(&|k| Insert::Stored(first + k * step))),
+            (Ok(()), None) => Ok(all(&|_| {
+                Insert::NotStored(Error::Config("msg has no AUTO_INCREMENT id".into()))
+            })),
+            (Err(err), _) if err.is_definite() => Err(err),
+            // No COMMIT was sent: the transaction died with its connection.
+            (Err(err), None) => {
+                tracing::warn!(%err, rows = batch.len(), "batch not stored");
+                Ok(all(&|_| Insert::NotStored(Error::NotCommitted)))
+            }
+            // One transaction: its first row tells for all of them.
+            (Err(err), Some((first, step))) => {
+                tracing::warn!(first, %err, "outcome of a batch unknown; asking the database");
+                let head = &batch[0];
+                let values = (&head.recipient[..], &head.sender[..], &head.content[..]);
+                Ok(match self.resolve_insert(first, values).await {
+                    Insert::Stored(_) => all(&|k| Insert::Stored(first + k * step)),
+                    Insert::NotStored(_) => all(&|_| Insert::NotStored(Error::NotCommitted)),
+                })
+            }
+        }
     }
 
     /// Stores a message as `AJsendmsg.php` did, inside a transaction so that only the COMMIT can
