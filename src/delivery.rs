@@ -73,9 +73,9 @@ pub struct Claimed {
 enum Hold {
     /// The transaction is open; committing it is the hand-over.
     Open(OpenClaim),
-    /// Committed before the hand-over ([`OpenClaim::commits_before_bytes`]); giving it back takes
-    /// an UPDATE.
-    Committed(Message),
+    /// Committed before the hand-over ([`OpenClaim::commits_before_bytes`]); giving them back
+    /// takes an UPDATE.
+    Committed(Vec<Message>),
     /// Handed over (or given back).
     Done,
 }
@@ -151,15 +151,16 @@ impl Mailbox {
         })
     }
 
-    /// Waits until a message for `recipient` is claimed; `None` when the server shuts down.
-    /// Waiting costs no query: the request parks on the hub until a send or the watcher wakes
-    /// it, or, after a failed claim, until its back-off ends.
-    pub async fn next(&self, recipient: &[u8]) -> Option<Claimed> {
+    /// Waits until messages for `recipient` are claimed, the oldest first and at most `most` of
+    /// them; `None` when the server shuts down. Waiting costs no query: the request parks on the
+    /// hub until a send or the watcher wakes it, or, after a failed claim, until its back-off
+    /// ends.
+    pub async fn next(&self, recipient: &[u8], most: usize) -> Option<Claimed> {
         let mut backoff: Option<Duration> = None;
         loop {
             // Subscribe first: a message indexed after the lookup below still wakes us.
             let mut woken = self.hub.subscribe(recipient);
-            match self.claim_oldest(recipient).await {
+            match self.claim_oldest(recipient, most).await {
                 Ok(Some(claimed)) => return Some(claimed),
                 Ok(None) => backoff = None,
                 Err(err) => {
@@ -176,14 +177,19 @@ impl Mailbox {
         }
     }
 
-    async fn claim_oldest(&self, recipient: &[u8]) -> Result<Option<Claimed>, Error> {
-        while let Some(mid) = self.inbox.next_to_claim(recipient) {
+    async fn claim_oldest(&self, recipient: &[u8], most: usize) -> Result<Option<Claimed>, Error> {
+        let most = if self.store.claims_many() { most } else { 1 };
+        loop {
+            let mids = self.inbox.next_to_claim(recipient, most);
+            if mids.is_empty() {
+                return Ok(None);
+            }
             let (reply, answer) = oneshot::channel();
             let (mailbox, recipient) = (self.clone(), recipient.to_vec());
             // Its own task: a waiter dropped mid-query (client gone) cannot strand the claim;
             // the reply then comes back undelivered and dropping it rolls the claim back.
             tokio::spawn(async move {
-                let _ = reply.send(mailbox.claim(mid, recipient).await);
+                let _ = reply.send(mailbox.claim(mids, recipient).await);
             });
             match answer.await {
                 Ok(Ok(Some(claimed))) => return Ok(Some(claimed)),
@@ -192,46 +198,59 @@ impl Mailbox {
                 Err(_) => return Err(Error::ClaimAbandoned),
             }
         }
-        Ok(None)
     }
 
-    async fn claim(self, mid: u64, recipient: Vec<u8>) -> Result<Option<Claimed>, Error> {
-        match self.store.claim(mid).await {
-            Ok(Claim::Open(open)) if open.commits_before_bytes() => {
-                let Some(message) = self.commit_first(open).await else {
-                    self.inbox.unclaimed(mid);
-                    return Ok(None);
-                };
-                Ok(Some(Claimed {
-                    hold: Hold::Committed(message),
-                    recipient,
-                    mailbox: self,
-                }))
-            }
-            Ok(Claim::Open(open)) => Ok(Some(Claimed {
-                hold: Hold::Open(open),
-                recipient,
-                mailbox: self,
-            })),
+    async fn claim(self, mids: Vec<u64>, recipient: Vec<u8>) -> Result<Option<Claimed>, Error> {
+        let open = match self.store.claim(&mids).await {
+            Ok(Claim::Open(open)) => open,
             Ok(Claim::Taken) => {
-                self.inbox.claimed(mid, &recipient);
-                Ok(None)
+                self.forget(&mids, &recipient);
+                return Ok(None);
             }
             Err(err) => {
-                self.inbox.unclaimed(mid);
-                Err(err)
+                self.inbox.unclaimed(&mids);
+                return Err(err);
             }
+        };
+        // Rows asked for but not locked were read by someone else meanwhile.
+        let taken: Vec<u64> = mids
+            .iter()
+            .copied()
+            .filter(|mid| !open.messages.iter().any(|message| message.mid == *mid))
+            .collect();
+        self.forget(&taken, &recipient);
+        let hold = if open.commits_before_bytes() {
+            let ours = ids_of(&open.messages);
+            let Some(messages) = self.commit_first(open).await else {
+                self.inbox.unclaimed(&ours);
+                return Ok(None);
+            };
+            Hold::Committed(messages)
+        } else {
+            Hold::Open(open)
+        };
+        Ok(Some(Claimed {
+            hold,
+            recipient,
+            mailbox: self,
+        }))
+    }
+
+    /// Rows read elsewhere: out of the index.
+    fn forget(&self, mids: &[u64], recipient: &[u8]) {
+        for &mid in mids {
+            self.inbox.claimed(mid, recipient);
         }
     }
 
-    /// Commits a claim before its bytes go out; the message when it is ours. A COMMIT refused
-    /// (a certification conflict) is not ours; one left unanswered (the node died) is asked of
-    /// the node in use after failover until the cluster has settled it.
-    async fn commit_first(&self, open: OpenClaim) -> Option<Message> {
-        let message = open.message.clone();
-        let mid = message.mid;
+    /// Commits a claim before its bytes go out; its messages when they are ours. A COMMIT
+    /// refused (a certification conflict) is not ours; one left unanswered (the node died) is
+    /// asked of the node in use after failover until the cluster has settled it.
+    async fn commit_first(&self, open: OpenClaim) -> Option<Vec<Message>> {
+        let messages = open.messages.clone();
+        let mid = messages[0].mid;
         let err = match open.commit().await {
-            Ok(()) => return Some(message),
+            Ok(()) => return Some(messages),
             Err(err) if err.is_definite() => {
                 tracing::debug!(mid, %err, "a claim lost at COMMIT; not ours");
                 return None;
@@ -241,14 +260,15 @@ impl Mailbox {
         tracing::warn!(mid, %err, "a claim's COMMIT went unanswered; asking the cluster");
         let mut pause = FIRST_BACKOFF;
         loop {
+            // One transaction: its first row tells for all of them.
             match self.store.claim_outcome(mid).await {
-                Ok(true) => return Some(message),
+                Ok(true) => return Some(messages),
                 Ok(false) => return None,
                 Err(err) => tracing::debug!(mid, %err, "still asking how a claim ended"),
             }
             tokio::select! {
                 () = tokio::time::sleep(pause) => {}
-                // The row stays read (ours, most likely) until an operator or a rescan sees it.
+                // The rows stay read (ours, most likely) until an operator or a rescan sees them.
                 () = self.shutdown.wait() => return None,
             }
             pause = (pause * 2).min(MAX_BACKOFF);
@@ -259,16 +279,17 @@ impl Mailbox {
     /// what the client received.
     async fn finish(
         self,
-        mid: u64,
+        mids: Vec<u64>,
         recipient: Vec<u8>,
         commit: Pin<Box<dyn Future<Output = Result<(), Error>> + Send>>,
     ) {
         if let Err(err) = commit.await {
-            tracing::warn!(mid, %err, "a delivered message's COMMIT failed; flagging it read");
-            self.settle(mid, err.is_definite()).await;
+            tracing::warn!(?mids, %err, "a delivered claim's COMMIT failed; flagging it read");
+            for &mid in &mids {
+                self.settle(mid, err.is_definite()).await;
+            }
         }
-        self.metrics.delivered(mid);
-        self.inbox.claimed(mid, &recipient);
+        self.handed_over(&mids, &recipient);
     }
 
     /// Flags row `mid` read outside any transaction, retrying until the database answers.
@@ -307,41 +328,48 @@ impl Mailbox {
             }
             pause = (pause * 2).min(MAX_BACKOFF);
         }
-        self.inbox.unclaimed(mid);
+        self.inbox.unclaimed(&[mid]);
         self.hub.notify(recipient);
     }
 }
 
 impl Claimed {
-    /// The claimed row.
-    pub fn message(&self) -> &Message {
+    /// The claimed rows, oldest first; never empty.
+    pub fn messages(&self) -> &[Message] {
         match &self.hold {
-            Hold::Open(open) => &open.message,
-            Hold::Committed(message) => message,
-            Hold::Done => unreachable!("a Claimed holds its message until it is handed over"),
+            Hold::Open(open) => &open.messages,
+            Hold::Committed(messages) => messages,
+            Hold::Done => unreachable!("a Claimed holds its messages until they are handed over"),
         }
     }
 
-    /// Call from the body's `poll_frame`, right before returning the message's bytes: writes the
+    fn take(&mut self) -> (Hold, Vec<u8>) {
+        let hold = std::mem::replace(&mut self.hold, Hold::Done);
+        (hold, std::mem::take(&mut self.recipient))
+    }
+
+    /// Call from the body's `poll_frame`, right before returning the messages' bytes: writes the
     /// COMMIT to the database's socket in this same poll, and leaves its answer to a task.
     pub fn commit_and_take(mut self, cx: &mut Context<'_>) {
         let mailbox = self.mailbox.clone();
-        let recipient = std::mem::take(&mut self.recipient);
-        let open = match std::mem::replace(&mut self.hold, Hold::Done) {
+        let (hold, recipient) = self.take();
+        let open = match hold {
             Hold::Open(open) => open,
-            Hold::Committed(message) => return mailbox.handed_over(message.mid, &recipient),
+            Hold::Committed(messages) => {
+                return mailbox.handed_over(&ids_of(&messages), &recipient)
+            }
             Hold::Done => unreachable!("handed over once"),
         };
-        let mid = open.message.mid;
+        let mids = ids_of(&open.messages);
         let mut commit = open.commit();
         match commit.as_mut().poll(cx) {
-            Poll::Ready(Ok(())) => mailbox.handed_over(mid, &recipient),
+            Poll::Ready(Ok(())) => mailbox.handed_over(&mids, &recipient),
             Poll::Ready(Err(err)) => {
                 let done = Box::pin(std::future::ready(Err(err)));
-                tokio::spawn(mailbox.finish(mid, recipient, done));
+                tokio::spawn(mailbox.finish(mids, recipient, done));
             }
             Poll::Pending => {
-                tokio::spawn(mailbox.finish(mid, recipient, commit));
+                tokio::spawn(mailbox.finish(mids, recipient, commit));
             }
         }
     }
@@ -349,24 +377,24 @@ impl Claimed {
     /// Commits before any byte goes out, for an answer with no bytes to follow the COMMIT
     /// (PHP's empty `json_encode` false). `false` when it certainly did not commit.
     pub async fn commit_now(mut self) -> bool {
-        let recipient = std::mem::take(&mut self.recipient);
-        let open = match std::mem::replace(&mut self.hold, Hold::Done) {
+        let (hold, recipient) = self.take();
+        let open = match hold {
             Hold::Open(open) => open,
-            Hold::Committed(message) => {
-                self.mailbox.handed_over(message.mid, &recipient);
+            Hold::Committed(messages) => {
+                self.mailbox.handed_over(&ids_of(&messages), &recipient);
                 return true;
             }
             Hold::Done => unreachable!("handed over once"),
         };
-        let mid = open.message.mid;
+        let mids = ids_of(&open.messages);
         match open.commit().await {
             Ok(()) => {
-                self.mailbox.handed_over(mid, &recipient);
+                self.mailbox.handed_over(&mids, &recipient);
                 true
             }
             Err(err) => {
-                self.mailbox.inbox.unclaimed(mid);
-                tracing::warn!(mid, %err, "COMMIT failed before an empty answer");
+                self.mailbox.inbox.unclaimed(&mids);
+                tracing::warn!(?mids, %err, "COMMIT failed before an empty answer");
                 false
             }
         }
@@ -374,41 +402,51 @@ impl Claimed {
 }
 
 impl Mailbox {
-    fn handed_over(&self, mid: u64, recipient: &[u8]) {
-        self.metrics.delivered(mid);
-        self.inbox.claimed(mid, recipient);
+    fn handed_over(&self, mids: &[u64], recipient: &[u8]) {
+        for &mid in mids {
+            self.metrics.delivered(mid);
+            self.inbox.claimed(mid, recipient);
+        }
     }
 }
 
 impl Drop for Claimed {
     fn drop(&mut self) {
-        let recipient = std::mem::take(&mut self.recipient);
-        let mid = match std::mem::replace(&mut self.hold, Hold::Done) {
+        let (hold, recipient) = self.take();
+        let mids = match hold {
             Hold::Done => return,
             Hold::Open(open) if !open.needs_release() => {
                 // Dropping the transaction returns its connection to the pool, which rolls it
                 // back.
-                let mid = open.message.mid;
+                let mids = ids_of(&open.messages);
                 drop(open);
-                self.mailbox.inbox.unclaimed(mid);
+                self.mailbox.inbox.unclaimed(&mids);
                 self.mailbox.hub.notify(&recipient);
                 return;
             }
             // A table without transactions keeps the flag through the rollback.
-            Hold::Open(open) => open.message.mid,
-            Hold::Committed(message) => message.mid,
+            Hold::Open(open) => ids_of(&open.messages),
+            Hold::Committed(messages) => ids_of(&messages),
         };
         let mailbox = self.mailbox.clone();
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
-                runtime.spawn(async move { mailbox.release(mid, &recipient).await });
+                runtime.spawn(async move {
+                    for mid in mids {
+                        mailbox.release(mid, &recipient).await;
+                    }
+                });
             }
             Err(_) => tracing::error!(
-                mid,
-                "claimed message dropped outside the runtime; left read"
+                ?mids,
+                "claimed messages dropped outside the runtime; left read"
             ),
         }
     }
+}
+
+fn ids_of(messages: &[Message]) -> Vec<u64> {
+    messages.iter().map(|message| message.mid).collect()
 }
 
 /// Spreads retries of many waiters that failed together (±25%).

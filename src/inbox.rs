@@ -39,20 +39,25 @@ impl Inbox {
         inner.unread.entry(key).or_default().insert(mid);
     }
 
-    /// The oldest unread row for `recipient` that no local claim is working on, now marked as
-    /// being claimed. Pair with [`Inbox::claimed`] or [`Inbox::unclaimed`].
-    pub fn next_to_claim(&self, recipient: &[u8]) -> Option<u64> {
+    /// The oldest unread rows for `recipient` that no local claim is working on, at most `most`,
+    /// now marked as being claimed. Pair with [`Inbox::claimed`] or [`Inbox::unclaimed`].
+    pub fn next_to_claim(&self, recipient: &[u8], most: usize) -> Vec<u64> {
         let key = key(recipient);
         let mut inner = self.lock();
         let Inner {
             unread, claiming, ..
         } = &mut *inner;
-        let mid = *unread
-            .get(&key)?
+        let Some(mids) = unread.get(&key) else {
+            return Vec::new();
+        };
+        let mids: Vec<u64> = mids
             .iter()
-            .find(|mid| !claiming.contains(mid))?;
-        claiming.insert(mid);
-        Some(mid)
+            .copied()
+            .filter(|mid| !claiming.contains(mid))
+            .take(most)
+            .collect();
+        claiming.extend(mids.iter().copied());
+        mids
     }
 
     /// The row is read (claimed here or elsewhere): forget it.
@@ -69,8 +74,11 @@ impl Inbox {
     }
 
     /// The claim did not happen; the row stays unread and claimable.
-    pub fn unclaimed(&self, mid: u64) {
-        self.lock().claiming.remove(&mid);
+    pub fn unclaimed(&self, mids: &[u64]) {
+        let mut inner = self.lock();
+        for mid in mids {
+            inner.claiming.remove(mid);
+        }
     }
 
     /// Whether anything unread is known for `recipient`.
@@ -152,11 +160,15 @@ mod tests {
         let inbox = Inbox::default();
         inbox.add(7, b"bob");
         inbox.add(3, b"Bob ");
-        assert_eq!(inbox.next_to_claim(b"bob"), Some(3));
-        assert_eq!(inbox.next_to_claim(b"BOB"), Some(7), "3 is being claimed");
-        assert_eq!(inbox.next_to_claim(b"bob"), None);
-        inbox.unclaimed(3);
-        assert_eq!(inbox.next_to_claim(b"bob"), Some(3));
+        assert_eq!(inbox.next_to_claim(b"bob", 1), vec![3]);
+        assert_eq!(
+            inbox.next_to_claim(b"BOB", 5),
+            vec![7],
+            "3 is being claimed"
+        );
+        assert!(inbox.next_to_claim(b"bob", 1).is_empty());
+        inbox.unclaimed(&[3, 7]);
+        assert_eq!(inbox.next_to_claim(b"bob", 5), vec![3, 7], "oldest first");
         inbox.claimed(3, b"bob");
         inbox.claimed(7, b"bob");
         assert!(!inbox.has_unread(b"bob"));

@@ -17,34 +17,41 @@ use crate::error::Error;
 use crate::failover::{Current, Nodes, PoolSettings};
 use crate::shutdown::Shutdown;
 
-/// Locks one unread row for a claim and reads it whole, as the legacy's `select *` saw it (before
-/// its UPDATE). `mid` is an integer we hold, so nothing user-controlled enters this SQL; the text
-/// protocol formats every value exactly as mysql_fetch_assoc saw it (dates, decimals, floats).
-fn lock_unread(mid: u64) -> String {
-    format!("SELECT * FROM msg WHERE mid = {mid} AND isread = 0 FOR UPDATE")
+/// Locks unread rows for a claim and reads them whole, as the legacy's `select *` saw them
+/// (before its UPDATE), oldest first. `mids` are integers we hold, so nothing user-controlled
+/// enters this SQL; the text protocol formats every value exactly as mysql_fetch_assoc saw it
+/// (dates, decimals, floats).
+fn lock_unread(mids: &str) -> String {
+    format!("SELECT * FROM msg WHERE mid IN ({mids}) AND isread = 0 ORDER BY mid FOR UPDATE")
 }
 /// [`lock_unread`] on a Galera node, once the node has applied everything the cluster ordered
-/// before it (`wsrep_sync_wait`): another node's claim of this row, certified but not yet applied
-/// here, is then a lock this read waits for (and then sees the row read), not a row it reads as
-/// unread. Without it, a claim on a lagging node passes its own UPDATE and learns only at COMMIT
-/// (1213, after its bytes went out) that the row was someone else's: seen under load while a
-/// node was being evicted.
-fn lock_unread_synced(mid: u64) -> String {
-    format!("SET STATEMENT wsrep_sync_wait = 1 FOR {}", lock_unread(mid))
+/// before it (`wsrep_sync_wait`): another node's claim of these rows, certified but not yet
+/// applied here, is then a lock this read waits for (and then sees the rows read), not rows it
+/// reads as unread.
+fn lock_unread_synced(mids: &str) -> String {
+    format!(
+        "SET STATEMENT wsrep_sync_wait = 1 FOR {}",
+        lock_unread(mids)
+    )
 }
 /// Conditional, so two claimants (two tabs, two instances, a MyISAM table without row locks)
 /// never both win one row.
-const CLAIM: &str = "UPDATE msg SET isread = 1 WHERE mid = ? AND isread = 0";
-/// [`CLAIM`] on a Galera node: the statement is replicated and certified as a fragment of its own
-/// (streaming replication), so its row lock holds on every node before the claim commits. A
-/// second claim of the row on another node then waits and fails (lock wait timeout) or loses the
-/// certification (deadlock error) before any byte is handed over; without it, both would hand
-/// their bytes over and the loser would only learn at COMMIT. If this node dies first, the
-/// others roll the fragment back, as one node does with a dropped connection.
-/// A text-protocol statement, like [`lock_unread`]: `mid` is an integer we hold.
-fn claim_replicated(mid: u64) -> String {
-    format!("SET STATEMENT wsrep_trx_fragment_unit = 'statements', wsrep_trx_fragment_size = 1 FOR UPDATE msg SET isread = 1 WHERE mid = {mid} AND isread = 0")
+fn claim_rows(mids: &str) -> String {
+    format!("UPDATE msg SET isread = 1 WHERE mid IN ({mids}) AND isread = 0")
 }
+/// [`claim_rows`] on a Galera node: the statement is replicated and certified as a fragment of
+/// its own (streaming replication), so its row locks hold on every node before the claim
+/// commits. A second claim of a row on another node then waits and fails (lock wait timeout) or
+/// loses the certification (deadlock error) before any byte is handed over. If this node dies
+/// first, the others roll the fragment back, as one node does with a dropped connection.
+fn claim_rows_replicated(mids: &str) -> String {
+    format!(
+        "SET STATEMENT wsrep_trx_fragment_unit = 'statements', wsrep_trx_fragment_size = 1 FOR {}",
+        claim_rows(mids)
+    )
+}
+/// Flags one row read outside a claim (settling one whose COMMIT went unanswered).
+const CLAIM: &str = "UPDATE msg SET isread = 1 WHERE mid = ? AND isread = 0";
 /// Whether row `mid` is read, once every transaction holding it has ended: how a Galera claim
 /// whose COMMIT went unanswered (its node died) learns its fate. Streaming replication left the
 /// claim's row lock on every node, so the locking read waits until the cluster has evicted the
@@ -134,8 +141,9 @@ pub enum Claim {
 /// connection back) leaves it unread.
 #[derive(Debug)]
 pub struct OpenClaim {
-    /// The row as it was before the claim (`isread` still `0`, as the legacy fetched it).
-    pub message: Message,
+    /// The rows as they were before the claim (`isread` still `0`, as the legacy fetched them),
+    /// oldest first; never empty.
+    pub messages: Vec<Message>,
     tx: Transaction<'static>,
     store: Store,
     /// Taken on a Galera node: see [`OpenClaim::commits_before_bytes`].
@@ -410,42 +418,58 @@ impl Store {
         }
     }
 
-    /// Opens a claim on row `mid`: locks it, reads it as the legacy did, flags it read, and keeps
-    /// the transaction open until the caller commits or abandons it.
-    pub async fn claim(&self, mid: u64) -> Result<Claim, Error> {
+    /// Opens a claim on the rows among `mids` still unread: locks them, reads them as the legacy
+    /// did, flags them read, and keeps the transaction open until the caller commits or abandons
+    /// it.
+    pub async fn claim(&self, mids: &[u64]) -> Result<Claim, Error> {
+        let list = mids
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
         self.bounded(async {
             let current = self.current();
             let mut tx = current.pool.start_transaction(TxOpts::default()).await?;
             let lock = if current.galera {
-                lock_unread_synced(mid)
+                lock_unread_synced(&list)
             } else {
-                lock_unread(mid)
+                lock_unread(&list)
             };
-            let Some(row) = tx.query_first::<Row, _>(lock).await? else {
+            let rows: Vec<Row> = tx.query(lock).await?;
+            if rows.is_empty() {
                 tx.rollback().await?;
                 return Ok(Claim::Taken);
-            };
-            if current.galera {
-                tx.query_drop(claim_replicated(mid)).await?;
-            } else {
-                tx.exec_drop(CLAIM, (mid,)).await?;
             }
-            if tx.affected_rows() != 1 {
-                // Only without row locks (MyISAM): another claimant flagged it in between.
+            let messages: Vec<Message> = rows.into_iter().map(Message::from_row).collect();
+            let locked = messages
+                .iter()
+                .map(|message| message.mid.to_string())
+                .collect::<Vec<_>>()
+                .join(",");
+            if current.galera {
+                tx.query_drop(claim_rows_replicated(&locked)).await?;
+            } else {
+                tx.query_drop(claim_rows(&locked)).await?;
+            }
+            if tx.affected_rows() != messages.len() as u64 {
+                // Only without row locks (MyISAM, one row at a time): another claimant flagged
+                // it in between.
                 tx.rollback().await?;
                 return Ok(Claim::Taken);
             }
             Ok(Claim::Open(OpenClaim {
-                message: Message {
-                    mid,
-                    columns: php_strings(row),
-                },
+                messages,
                 tx,
                 store: self.clone(),
                 galera: current.galera,
             }))
         })
         .await
+    }
+
+    /// Whether claims may take several rows at once: only where a rollback gives them all back.
+    pub fn claims_many(&self) -> bool {
+        self.transactional.load(Ordering::Relaxed)
     }
 
     /// Whether row `mid` is read after a Galera claim's COMMIT went unanswered ([`claim_outcome`]).
@@ -615,26 +639,35 @@ fn recent_row((mid, rec, isread): (u64, Option<Vec<u8>>, Option<i64>)) -> Recent
     }
 }
 
-/// The one place a fetched row becomes PHP's "every value is a string" array.
-fn php_strings(row: Row) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
-    let names: Vec<Vec<u8>> = row
-        .columns_ref()
-        .iter()
-        .map(|column| column.name_ref().to_vec())
-        .collect();
-    names
-        .into_iter()
-        .zip(row.unwrap())
-        .map(|(name, value)| {
-            let value = match value {
-                Value::NULL => None,
-                Value::Bytes(bytes) => Some(bytes),
-                // The text protocol only yields bytes or NULL; anything else is formatted as SQL.
-                other => Some(other.as_sql(true).into_bytes()),
-            };
-            (name, value)
-        })
-        .collect()
+impl Message {
+    /// The one place a fetched row becomes PHP's "every value is a string" array.
+    fn from_row(row: Row) -> Message {
+        let names: Vec<Vec<u8>> = row
+            .columns_ref()
+            .iter()
+            .map(|column| column.name_ref().to_vec())
+            .collect();
+        let columns: Vec<(Vec<u8>, Option<Vec<u8>>)> = names
+            .into_iter()
+            .zip(row.unwrap())
+            .map(|(name, value)| {
+                let value = match value {
+                    Value::NULL => None,
+                    Value::Bytes(bytes) => Some(bytes),
+                    // The text protocol only yields bytes or NULL; anything else is formatted as
+                    // SQL.
+                    other => Some(other.as_sql(true).into_bytes()),
+                };
+                (name, value)
+            })
+            .collect();
+        let mid = columns
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(b"mid"))
+            .and_then(|(_, value)| std::str::from_utf8(value.as_deref()?).ok()?.parse().ok())
+            .unwrap_or_default();
+        Message { mid, columns }
+    }
 }
 
 #[cfg(test)]

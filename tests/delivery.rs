@@ -265,7 +265,7 @@ async fn two_instances_on_one_database_deliver_across_instances() {
 }
 
 #[tokio::test]
-async fn agent_stream_writes_one_script_chunk_per_message_in_order() {
+async fn agent_stream_writes_script_chunks_in_order() {
     let db = TestDb::with_schema().await;
     db.exec(&insert("admin", "admin100", "queued a/b")).await;
     let server = TestServer::start(&db).await;
@@ -294,12 +294,60 @@ async fn agent_stream_writes_one_script_chunk_per_message_in_order() {
             )
             .await;
     }
-    for n in 2..=4 {
+    // Messages that arrive while a chunk is being written share the next one.
+    let mut text = String::new();
+    while !text.contains(r#""content":"m4""#) {
         let chunk = within(DEADLINE, "live message", stream.read_chunk())
             .await
             .expect("chunk");
-        assert!(String::from_utf8_lossy(&chunk).contains(&format!(r#""content":"m{n}""#)));
+        text.push_str(&String::from_utf8_lossy(&chunk));
     }
+    let at = |n: u32| {
+        text.find(&format!(r#""content":"m{n}""#))
+            .expect("each once")
+    };
+    assert!(at(2) < at(3) && at(3) < at(4), "in order: {text}");
+    assert_eq!(text.matches("parent.window.comet(").count(), 3, "{text}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn agent_stream_drains_a_backlog_in_few_claims_in_order() {
+    let db = TestDb::with_schema().await;
+    const BACKLOG: usize = 600;
+    let values = (0..BACKLOG)
+        .map(|n| format!("('admin', 'c{n}', 'm{n}')"))
+        .collect::<Vec<_>>()
+        .join(",");
+    db.exec(&format!(
+        "INSERT INTO msg (rec, pos, content) VALUES {values}"
+    ))
+    .await;
+    let server = TestServer::start(&db).await;
+    let mut stream = ResponseReader::open(server.addr, &get_request("/AJ04serve.php", None)).await;
+    stream.read_head().await;
+    let mut chunks = 0;
+    let mut text = String::new();
+    while text.matches("parent.window.comet(").count() < BACKLOG {
+        let chunk = within(DEADLINE, "the backlog", stream.read_chunk())
+            .await
+            .expect("chunk");
+        chunks += 1;
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let order: Vec<usize> = text
+        .split(r#""content":"m"#)
+        .skip(1)
+        .map(|rest| rest[..rest.find('"').expect("quote")].parse().expect("n"))
+        .collect();
+    assert_eq!(
+        order,
+        (0..BACKLOG).collect::<Vec<_>>(),
+        "each once, oldest first"
+    );
+    assert!(chunks <= 3, "{BACKLOG} messages took {chunks} chunks");
+    let rows = db.messages().await;
+    assert!(rows.iter().all(|row| row.4 == 1), "all flagged read");
     server.stop().await;
 }
 

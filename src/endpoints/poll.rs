@@ -41,8 +41,8 @@ pub async fn poll(
     let version = request.version;
     let recipient = request.cookies.string("username");
     let claimed = match max_park {
-        None => mailbox.next(&recipient).await,
-        Some(limit) => match tokio::time::timeout(limit, mailbox.next(&recipient)).await {
+        None => mailbox.next(&recipient, 1).await,
+        Some(limit) => match tokio::time::timeout(limit, mailbox.next(&recipient, 1)).await {
             Ok(claimed) => claimed,
             Err(_) => return php_response(version, None, full(script.around(NOTHING_YET))),
         },
@@ -51,7 +51,8 @@ pub async fn poll(
         // Shutting down: the legacy (PHP-FPM restarted) also ended these with an error.
         return error_page(StatusCode::SERVICE_UNAVAILABLE);
     };
-    let bytes = script.around(&message_json(claimed.message(), request.html_safe));
+    // One row per answer, as the legacy's `limit 1`.
+    let bytes = script.around(&message_json(&claimed.messages()[0], request.html_safe));
     if bytes.is_empty() {
         // json_encode returned false (invalid UTF-8): PHP marked the row read and sent nothing.
         // hyper never asks an empty body for bytes, so the claim commits before the answer.

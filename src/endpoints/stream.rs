@@ -7,10 +7,11 @@
 //!   ob_flush(); flush(); … sleep(1); }
 //! ```
 //!
-//! Each message is one chunk, written the moment it is claimed; its claim commits as hyper takes
-//! it (see `delivery`). A message is claimed only when hyper asks for more, i.e. after the
-//! previous one was written, so a disconnected agent leaves the rest unread for the next page
-//! load.
+//! Everything waiting (up to [`MOST_PER_WRITE`] messages) is claimed in one transaction and
+//! written as one chunk of `<script>`s, as the legacy echoed every unread row before one flush;
+//! the claim commits as hyper takes the chunk (see `delivery`). Messages are claimed only when
+//! hyper asks for more, i.e. after the previous chunk was written, so a disconnected agent leaves
+//! the rest unread for the next page load.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -31,6 +32,9 @@ use crate::store::Message;
 
 /// The recipient the legacy stream reads, hard-coded in AJ04serve.php.
 pub const AGENT: &[u8] = b"admin";
+/// Most messages claimed and written at once: enough that a backlog drains in few round trips,
+/// few enough that one chunk stays small.
+const MOST_PER_WRITE: usize = 256;
 
 /// Opens the stream; `parked` holds its place under the parking limits for as long as it lasts.
 pub fn stream(
@@ -41,7 +45,7 @@ pub fn stream(
 ) -> Response<Body> {
     let head = (!script.head.is_empty()).then(|| Bytes::from(script.head.clone()));
     let claims = futures_util::stream::unfold(mailbox.clone(), |mailbox| async move {
-        let claimed = mailbox.next(AGENT).await?;
+        let claimed = mailbox.next(AGENT, MOST_PER_WRITE).await?;
         Some((claimed, mailbox))
     });
     let chunks = Chunks {
@@ -87,16 +91,20 @@ impl Stream for Chunks {
             return Poll::Pending;
         };
         Poll::Ready(claimed.map(|claimed| {
-            let chunk = comet_script(claimed.message(), self.html_safe);
+            let chunk: Vec<u8> = claimed
+                .messages()
+                .iter()
+                .flat_map(|message| comet_script(message, self.html_safe))
+                .collect();
             claimed.commit_and_take(cx);
-            Ok(Frame::data(chunk))
+            Ok(Frame::data(chunk.into()))
         }))
     }
 }
 
 /// `<script type="text/javascript">parent.window.comet(JSON);</script>`; invalid UTF-8 makes
 /// json_encode false, which PHP concatenates as nothing: `comet();`.
-fn comet_script(message: &Message, html_safe: bool) -> Bytes {
+fn comet_script(message: &Message, html_safe: bool) -> Vec<u8> {
     let encoded = message_json(message, html_safe);
     [
         &b"<script type=\"text/javascript\">parent.window.comet("[..],
@@ -104,5 +112,4 @@ fn comet_script(message: &Message, html_safe: bool) -> Bytes {
         b");</script>",
     ]
     .concat()
-    .into()
 }
