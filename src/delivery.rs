@@ -36,7 +36,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use crate::error::Error;
-use crate::group_commit::GroupCommit;
+use crate::group_commit::{group_commit, GroupCommit};
 use crate::hub::Hub;
 use crate::inbox::Inbox;
 use crate::metrics::{Metrics, Snapshot};
@@ -90,7 +90,7 @@ impl Mailbox {
         metrics: Arc<Metrics>,
     ) -> Mailbox {
         Mailbox {
-            sends: GroupCommit::new(store.clone(), Arc::clone(&metrics)),
+            sends: group_commit(store.clone(), Arc::clone(&metrics)),
             store,
             hub,
             inbox,
@@ -108,7 +108,7 @@ impl Mailbox {
             sender: sender.to_vec(),
             content: content.to_vec(),
         };
-        match self.sends.insert(message).await {
+        match self.sends.submit(message).await {
             Insert::Stored(mid) => {
                 self.metrics.stored(mid, start.elapsed());
                 self.inbox.add(mid, recipient);
@@ -195,7 +195,7 @@ impl Mailbox {
                 Ok(Ok(Some(claimed))) => return Ok(Some(claimed)),
                 Ok(Ok(None)) => continue,
                 Ok(Err(err)) => return Err(err),
-                Err(_) => return Err(Error::ClaimAbandoned),
+                Err(_) => return Err(Error::Abandoned),
             }
         }
     }

@@ -12,8 +12,8 @@ pub enum Error {
     DbTimeout,
     /// A transaction whose COMMIT went unanswered turned out not to have committed.
     NotCommitted,
-    /// A claim's task ended without an answer (it panicked); the claim, if any, rolled back.
-    ClaimAbandoned,
+    /// The task doing this request's database work ended without an answer (it panicked).
+    Abandoned,
     /// The configuration cannot work (bad URL, unreadable site directory).
     Config(String),
 }
@@ -36,7 +36,7 @@ impl fmt::Display for Error {
             Error::Db(err) => write!(f, "database: {err}"),
             Error::DbTimeout => write!(f, "database: timed out"),
             Error::NotCommitted => write!(f, "database: the transaction did not commit"),
-            Error::ClaimAbandoned => write!(f, "a claim's task ended without an answer"),
+            Error::Abandoned => write!(f, "a database task ended without an answer"),
             Error::Config(msg) => write!(f, "configuration: {msg}"),
         }
     }

@@ -145,7 +145,7 @@ impl Nodes {
     pub fn report(&self, err: &Error) {
         let node_answered = match err {
             Error::Db(mysql_async::Error::Server(server)) => server.code != WSREP_NOT_READY,
-            Error::Config(_) | Error::NotCommitted | Error::ClaimAbandoned => true,
+            Error::Config(_) | Error::NotCommitted | Error::Abandoned => true,
             _ => false,
         };
         if !node_answered {

@@ -2,123 +2,52 @@
 //! transaction ([`Store::insert_messages`]), each still answered on its own.
 //!
 //! Why: a send's cost is its round trips and its commit, not its bytes; one commit per send over
-//! a handful of connections bounded sends at about half of what MariaDB takes directly. There is
-//! no timer: a batch is whatever waits when a writer is free, so an idle server writes a lone
-//! send at once, and under load the queue that builds while writers are busy becomes the next
-//! batch.
+//! a handful of connections bounded sends at about half of what MariaDB takes directly.
+//! Batches form without a timer ([`crate::batching`]).
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use tokio::sync::oneshot;
-
+use crate::batching::{Batcher, Work};
 use crate::metrics::Metrics;
 use crate::store::{Insert, NewMessage, Store};
 
-/// Writers at once. Few: each batch's commit costs about the same whatever its size, so fewer,
-/// larger batches are what raises the rate; and it leaves the pool's other connections to claims.
+/// Batches in flight at once. Few: each batch's commit costs about the same whatever its size,
+/// so fewer, larger batches are what raises the rate; and it leaves the pool's other connections
+/// to claims.
 const WRITERS: usize = 4;
-/// Largest batch, in rows and in bytes of values; a message over the byte bound goes alone.
-const MAX_ROWS: usize = 256;
-const MAX_BYTES: usize = 1 << 20;
 
-/// Queues sends and writes them in batches.
+/// The sends' batcher.
+pub type GroupCommit = Batcher<Sends>;
+
+/// Writes batches of sends.
 #[derive(Debug)]
-pub struct GroupCommit {
+pub struct Sends {
     store: Store,
     metrics: Arc<Metrics>,
-    queue: Mutex<VecDeque<Queued>>,
-    writers: AtomicUsize,
 }
 
-#[derive(Debug)]
-struct Queued {
-    message: NewMessage,
-    answer: oneshot::Sender<Insert>,
+/// Batches sends for `store`, counting commits in `metrics`.
+pub fn group_commit(store: Store, metrics: Arc<Metrics>) -> Arc<GroupCommit> {
+    Batcher::new(Sends { store, metrics }, WRITERS)
 }
 
-impl GroupCommit {
-    /// Batches for `store`.
-    pub fn new(store: Store, metrics: Arc<Metrics>) -> Arc<GroupCommit> {
-        Arc::new(GroupCommit {
-            store,
-            metrics,
-            queue: Mutex::new(VecDeque::new()),
-            writers: AtomicUsize::new(0),
-        })
+impl Work for Sends {
+    type Item = NewMessage;
+    type Outcome = Insert;
+    const MAX_ITEMS: usize = 256;
+    const MAX_WEIGHT: usize = 1 << 20;
+
+    fn weight(message: &NewMessage) -> usize {
+        message.recipient.len() + message.sender.len() + message.content.len()
     }
 
-    /// Stores `message` with whatever else is waiting and answers how it ended. The write goes
-    /// on if the caller stops waiting, as PHP's did when the client left.
-    pub async fn insert(self: &Arc<Self>, message: NewMessage) -> Insert {
-        let (answer, answered) = oneshot::channel();
-        self.lock().push_back(Queued { message, answer });
-        self.start_writer();
-        answered.await.unwrap_or_else(|_| {
-            // Only if a writer panicked mid-batch.
-            Insert::NotStored(crate::Error::ClaimAbandoned)
-        })
+    async fn run(&self, batch: Vec<NewMessage>) -> Vec<Insert> {
+        let written = self.store.insert_messages(&batch).await;
+        self.metrics.insert_commits(written.commits);
+        written.outcomes
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Queued>> {
-        self.queue
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Starts a writer unless [`WRITERS`] are busy (one of them will take the queue).
-    fn start_writer(self: &Arc<Self>) {
-        let free = self
-            .writers
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |busy| {
-                (busy < WRITERS).then_some(busy + 1)
-            });
-        if free.is_ok() {
-            tokio::spawn(Arc::clone(self).write());
-        }
-    }
-
-    /// Writes batches until the queue is empty.
-    async fn write(self: Arc<Self>) {
-        loop {
-            let batch = self.next_batch();
-            if batch.is_empty() {
-                self.writers.fetch_sub(1, Ordering::AcqRel);
-                // A send queued between the empty take and the line above found every writer
-                // busy; it must not wait for the next send to be written.
-                if self.lock().is_empty() {
-                    return;
-                }
-                self.start_writer();
-                return;
-            }
-            let (messages, answers): (Vec<_>, Vec<_>) = batch
-                .into_iter()
-                .map(|queued| (queued.message, queued.answer))
-                .unzip();
-            let written = self.store.insert_messages(&messages).await;
-            self.metrics.insert_commits(written.commits);
-            for (answer, outcome) in answers.into_iter().zip(written.outcomes) {
-                let _ = answer.send(outcome);
-            }
-        }
-    }
-
-    fn next_batch(&self) -> Vec<Queued> {
-        let mut queue = self.lock();
-        let mut batch = Vec::new();
-        let mut bytes = 0;
-        while let Some(next) = queue.front() {
-            let size = next.message.recipient.len()
-                + next.message.sender.len()
-                + next.message.content.len();
-            if !batch.is_empty() && (batch.len() == MAX_ROWS || bytes + size > MAX_BYTES) {
-                break;
-            }
-            bytes += size;
-            batch.extend(queue.pop_front());
-        }
-        batch
+    fn abandoned(&self) -> Insert {
+        Insert::NotStored(crate::Error::Abandoned)
     }
 }

@@ -16,6 +16,7 @@
 //! - `failover`: one pool per database node, the node in use, and moving to the next that answers.
 //! - `hub`: where waiting requests park until a message may exist for them.
 //! - `delivery`: storing, and claiming once: a claim commits as its bytes are handed over.
+//! - `batching`: requests that arrive together handled as one batch, without a timer.
 //! - `group_commit`: sends that arrive together written in one transaction.
 //! - `inbox`: the unread index, so a claim is a primary-key lookup on the operator's table.
 //! - `watcher`: one background task that keeps the index in step and wakes recipients.
@@ -31,6 +32,7 @@
 //! The compatibility suite (recording the legacy, replaying recordings) is its own crate,
 //! `chat-compat`, in `compat/`.
 
+mod batching;
 mod check;
 mod config;
 mod dburl;
