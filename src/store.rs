@@ -422,11 +422,7 @@ impl Store {
     /// did, flags them read, and keeps the transaction open until the caller commits or abandons
     /// it.
     pub async fn claim(&self, mids: &[u64]) -> Result<Claim, Error> {
-        let list = mids
-            .iter()
-            .map(u64::to_string)
-            .collect::<Vec<_>>()
-            .join(",");
+        let list = id_list(mids.iter().copied());
         self.bounded(async {
             let current = self.current();
             let mut tx = current.pool.start_transaction(TxOpts::default()).await?;
@@ -435,23 +431,34 @@ impl Store {
             } else {
                 lock_unread(&list)
             };
-            let rows: Vec<Row> = tx.query(lock).await?;
-            if rows.is_empty() {
-                tx.rollback().await?;
-                return Ok(Claim::Taken);
-            }
-            let messages: Vec<Message> = rows.into_iter().map(Message::from_row).collect();
-            let locked = messages
-                .iter()
-                .map(|message| message.mid.to_string())
-                .collect::<Vec<_>>()
-                .join(",");
-            if current.galera {
-                tx.query_drop(claim_rows_replicated(&locked)).await?;
+            let (messages, flagged) = if current.galera || !self.claims_many() {
+                // Two round trips: a MyISAM claim must not flag a row it did not read, and the
+                // replicated UPDATE stays a statement of its own.
+                let rows: Vec<Row> = tx.query(lock).await?;
+                let messages: Vec<Message> = rows.into_iter().map(Message::from_row).collect();
+                if messages.is_empty() {
+                    tx.rollback().await?;
+                    return Ok(Claim::Taken);
+                }
+                let locked = id_list(messages.iter().map(|message| message.mid));
+                if current.galera {
+                    tx.query_drop(claim_rows_replicated(&locked)).await?;
+                } else {
+                    tx.query_drop(claim_rows(&locked)).await?;
+                }
+                (messages, tx.affected_rows())
             } else {
-                tx.query_drop(claim_rows(&locked)).await?;
-            }
-            if tx.affected_rows() != messages.len() as u64 {
+                // One round trip: the UPDATE flags exactly the rows the locking read locked.
+                let mut result = tx
+                    .query_iter(format!("{lock}; {}", claim_rows(&list)))
+                    .await?;
+                let rows: Vec<Row> = result.collect().await?;
+                result.collect::<Row>().await?;
+                let flagged = result.affected_rows();
+                drop(result);
+                (rows.into_iter().map(Message::from_row).collect(), flagged)
+            };
+            if messages.is_empty() || flagged != messages.len() as u64 {
                 // Only without row locks (MyISAM, one row at a time): another claimant flagged
                 // it in between.
                 tx.rollback().await?;
@@ -617,6 +624,13 @@ impl OpenClaim {
     pub fn needs_release(&self) -> bool {
         !self.store.transactional.load(Ordering::Relaxed)
     }
+}
+
+/// Ids for an `IN (…)` list: integers we hold, so safe to inline.
+fn id_list(mids: impl Iterator<Item = u64>) -> String {
+    mids.map(|mid| mid.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Ascending ids as runs of consecutive ids, `(first, last)`.
