@@ -6,7 +6,7 @@
 //! state owned elsewhere (the hub, the unread index, the pool, the watcher) are read when scraped,
 //! so they can never drift from what they describe.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -27,6 +27,37 @@ const MAX_TIMED: usize = 100_000;
 /// How long an undelivered message's send time is kept once [`MAX_TIMED`] is reached.
 const FORGET_AFTER: Duration = Duration::from_secs(600);
 
+/// Send times of messages not yet delivered by this instance.
+#[derive(Debug, Default)]
+struct SentAt {
+    times: HashMap<u64, Instant>,
+    /// Every timed id in the order it was sent, so the oldest are forgotten from the front
+    /// without a pass over the map (ids already delivered are skipped there).
+    order: VecDeque<(u64, Instant)>,
+}
+
+impl SentAt {
+    fn insert(&mut self, mid: u64) {
+        if self.times.len() >= MAX_TIMED {
+            while let Some(&(old, at)) = self.order.front() {
+                if at.elapsed() < FORGET_AFTER {
+                    break;
+                }
+                self.order.pop_front();
+                self.times.remove(&old);
+            }
+        }
+        // Delivered ids leave `times` at once and `order` only from its front: bound both.
+        if self.times.len() < MAX_TIMED && self.order.len() < 2 * MAX_TIMED {
+            let now = Instant::now();
+            self.times.insert(mid, now);
+            self.order.push_back((mid, now));
+        } else if self.order.len() >= 2 * MAX_TIMED {
+            self.order.retain(|(mid, _)| self.times.contains_key(mid));
+        }
+    }
+}
+
 /// Every metric of one instance.
 #[derive(Debug)]
 pub struct Metrics {
@@ -44,7 +75,7 @@ pub struct Metrics {
     insert_commits: Counter,
     send_seconds: Histogram,
     delivery_seconds: Histogram,
-    sent_at: Mutex<HashMap<u64, Instant>>,
+    sent_at: Mutex<SentAt>,
     created: Instant,
 }
 
@@ -170,7 +201,7 @@ impl Metrics {
             insert_commits,
             send_seconds,
             delivery_seconds,
-            sent_at: Mutex::new(HashMap::new()),
+            sent_at: Mutex::new(SentAt::default()),
             created: Instant::now(),
         }
     }
@@ -179,13 +210,7 @@ impl Metrics {
     pub fn stored(&self, mid: u64, took: Duration) {
         self.sent.inc();
         self.send_seconds.observe(took.as_secs_f64());
-        let mut sent_at = self.lock();
-        if sent_at.len() >= MAX_TIMED {
-            sent_at.retain(|_, at| at.elapsed() < FORGET_AFTER);
-        }
-        if sent_at.len() < MAX_TIMED {
-            sent_at.insert(mid, Instant::now());
-        }
+        self.lock().insert(mid);
     }
 
     /// Transactions that stored messages, to compare with the messages stored.
@@ -202,7 +227,7 @@ impl Metrics {
     /// A message handed over and committed read.
     pub fn delivered(&self, mid: u64) {
         self.delivered.inc();
-        if let Some(at) = self.lock().remove(&mid) {
+        if let Some(at) = self.lock().times.remove(&mid) {
             self.delivery_seconds.observe(at.elapsed().as_secs_f64());
         }
     }
@@ -239,7 +264,7 @@ impl Metrics {
         text
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Instant>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, SentAt> {
         // Single inserts and removes: a panic elsewhere cannot leave the map inconsistent.
         self.sent_at
             .lock()
@@ -283,6 +308,23 @@ mod tests {
         assert_eq!(value(&text, "chat_send_seconds_count"), Some(2.0));
         assert_eq!(value(&text, "chat_delivery_seconds_count"), Some(1.0));
         assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    #[test]
+    fn send_times_stay_bounded_without_a_pass_per_send() {
+        let mut sent = SentAt::default();
+        for mid in 0..(MAX_TIMED as u64 + 10) {
+            sent.insert(mid);
+        }
+        // Full of recent sends: later ones are counted elsewhere but not timed.
+        assert_eq!((sent.times.len(), sent.order.len()), (MAX_TIMED, MAX_TIMED));
+        // Deliveries empty the map; the order queue is compacted, not grown without end.
+        sent.times.clear();
+        for mid in 0..(3 * MAX_TIMED as u64) {
+            sent.insert(1_000_000 + mid);
+            sent.times.remove(&(1_000_000 + mid));
+        }
+        assert!(sent.order.len() <= 2 * MAX_TIMED, "{}", sent.order.len());
     }
 
     #[test]
