@@ -42,6 +42,19 @@ pub struct Plan {
     pub nodes: u32,
     /// Reported as is.
     pub instances: u32,
+    /// A customer's pause between an answer and its next poll: the page's one second in the
+    /// cluster test; none when measuring delivery to a poll that is already parked.
+    pub pause: Duration,
+}
+
+/// How the run went, from the clients and the table.
+pub struct Reckoning {
+    /// The JSON line `scripts/cluster test` prints.
+    pub line: String,
+    /// Something was delivered, and nothing lost or delivered twice.
+    pub passed: bool,
+    /// The counts and the latencies to customers' polls and to the agent stream apart.
+    pub detail: serde_json::Value,
 }
 
 /// What clients received: content to when it arrived and through which instance.
@@ -71,8 +84,14 @@ fn upstream(exchange: &Exchange) -> String {
         .unwrap_or_default()
 }
 
-/// One send: its content, when it went out, and its answer once it came.
-type Sent = (String, Instant, Option<Outcome>);
+/// One send: its content, when it went out, whether it went to the agent, and its answer once
+/// it came.
+struct Sent {
+    content: String,
+    at: Instant,
+    to_agent: bool,
+    outcome: Option<Outcome>,
+}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Outcome {
@@ -82,12 +101,11 @@ enum Outcome {
 
 /// Longest a single send may take before it counts as not answered.
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
-/// Pause of the legacy page between an answer and its next poll.
+/// Pause of the legacy page after an error before it tries again.
 const PAGE_PAUSE: Duration = Duration::from_secs(1);
 
-/// Runs the load and the reckoning; the JSON line, and whether something was delivered and
-/// nothing lost or duplicated.
-pub async fn run(target: &Target, plan: Plan) -> (String, bool) {
+/// Runs the load and the reckoning.
+pub async fn run(target: &Target, plan: Plan) -> Reckoning {
     let prefix = format!("{}-", target.users);
     let received = Arc::new(Received::default());
     let stop = Arc::new(AtomicBool::new(false));
@@ -100,6 +118,7 @@ pub async fn run(target: &Target, plan: Plan) -> (String, bool) {
             target.clone(),
             name.clone(),
             prefix.clone(),
+            plan.pause,
             received.clone(),
             stop.clone(),
         ));
@@ -120,7 +139,8 @@ pub async fn run(target: &Target, plan: Plan) -> (String, bool) {
     while Instant::now() < until {
         tick.tick().await;
         let content = format!("{prefix}{seq}");
-        let (recipient, sender) = if seq.is_multiple_of(2) {
+        let to_agent = !seq.is_multiple_of(2);
+        let (recipient, sender) = if !to_agent {
             (
                 customers[(seq / 2) % customers.len()].clone(),
                 "admin".to_owned(),
@@ -131,7 +151,12 @@ pub async fn run(target: &Target, plan: Plan) -> (String, bool) {
         };
         let index = {
             let mut sent = sent.lock().expect("sent lock");
-            sent.push((content.clone(), Instant::now(), None));
+            sent.push(Sent {
+                content: content.clone(),
+                at: Instant::now(),
+                to_agent,
+                outcome: None,
+            });
             sent.len() - 1
         };
         let (target, sent) = (target.clone(), sent.clone());
@@ -142,7 +167,7 @@ pub async fn run(target: &Target, plan: Plan) -> (String, bool) {
             } else {
                 Outcome::NotOk
             };
-            sent.lock().expect("sent lock")[index].2 = Some(outcome);
+            sent.lock().expect("sent lock")[index].outcome = Some(outcome);
         });
         seq += 1;
     }
@@ -156,9 +181,7 @@ pub async fn run(target: &Target, plan: Plan) -> (String, bool) {
             let sent = sent.lock().expect("sent lock");
             let received = received.at.lock().expect("received lock");
             sent.iter()
-                .filter(|(content, _, outcome)| {
-                    *outcome == Some(Outcome::Ok) && !received.contains_key(content)
-                })
+                .filter(|s| s.outcome == Some(Outcome::Ok) && !received.contains_key(&s.content))
                 .count()
         };
         if missing == 0 {
@@ -176,8 +199,14 @@ pub async fn run(target: &Target, plan: Plan) -> (String, bool) {
     let received = received.at.lock().expect("received lock");
     let (mut sent_ok, mut fial, mut delivered, mut duplicated, mut lost, mut unread) =
         (0, 0, 0, 0, 0, 0);
-    let mut samples = Vec::new();
-    for (content, at, outcome) in sent.iter() {
+    let (mut samples, mut to_polls, mut to_stream) = (Vec::new(), Vec::new(), Vec::new());
+    for Sent {
+        content,
+        at,
+        to_agent,
+        outcome,
+    } in sent.iter()
+    {
         let ok = *outcome == Some(Outcome::Ok);
         if ok {
             sent_ok += 1;
@@ -187,7 +216,13 @@ pub async fn run(target: &Target, plan: Plan) -> (String, bool) {
         let arrivals = received.get(content).map_or(&[][..], Vec::as_slice);
         if let Some((first, _)) = arrivals.first() {
             delivered += 1;
-            samples.push(first.saturating_duration_since(*at));
+            let latency = first.saturating_duration_since(*at);
+            samples.push(latency);
+            if *to_agent {
+                to_stream.push(latency);
+            } else {
+                to_polls.push(latency);
+            }
         }
         if arrivals.len() > 1 {
             duplicated += 1;
@@ -215,8 +250,8 @@ pub async fn run(target: &Target, plan: Plan) -> (String, bool) {
             _ => {}
         }
     }
-    let ms = summary(&mut samples);
-    let ms = |key: &str| ms[key].as_f64().unwrap_or(0.0);
+    let all = summary(&mut samples);
+    let ms = |key: &str| all[key].as_f64().unwrap_or(0.0);
     let passed = lost == 0 && duplicated == 0 && delivered > 0;
     // Written by hand: the fields in this order (serde_json's map would sort them).
     let line = format!(
@@ -229,14 +264,25 @@ pub async fn run(target: &Target, plan: Plan) -> (String, bool) {
         ms("median"),
         ms("p99"),
     );
-    (line, passed)
+    let detail = serde_json::json!({
+        "rate": plan.rate, "seconds": plan.seconds, "customers": plan.customers,
+        "sent": sent.len(), "sent_ok": sent_ok, "delivered": delivered,
+        "duplicated": duplicated, "lost": lost, "unread": unread,
+        "poll_ms": summary(&mut to_polls), "stream_ms": summary(&mut to_stream),
+    });
+    Reckoning {
+        line,
+        passed,
+        detail,
+    }
 }
 
-/// One customer page: a poll at a time, one second between them.
+/// One customer page: a poll at a time, `pause` between them.
 async fn customer(
     target: Target,
     name: String,
     prefix: String,
+    pause: Duration,
     received: Arc<Received>,
     stop: Arc<AtomicBool>,
 ) {
@@ -260,49 +306,67 @@ async fn customer(
                     received.note(content, &poll);
                 }
             }
+            tokio::time::sleep(pause).await;
+        } else {
+            tokio::time::sleep(PAGE_PAUSE).await;
         }
-        tokio::time::sleep(PAGE_PAUSE).await;
     }
 }
 
 /// The agent page's iframe: one stream, reopened when it ends.
 async fn agent(target: Target, prefix: String, received: Arc<Received>, stop: Arc<AtomicBool>) {
-    let cookie = vec![("Cookie".to_owned(), b"username=admin".to_vec())];
-    let path = format!("{}/AJ04serve.php", target.base_path);
-    let request = build_request("GET", &path, &target.authority, &cookie, b"");
-    const OPEN: &[u8] = b"parent.window.comet(";
-    const CLOSE: &[u8] = b");</script>";
     while !stop.load(Ordering::Relaxed) {
-        let Ok(mut stream) = Exchange::send(&target.authority, &request, false).await else {
+        let Ok(mut stream) = open_stream(&target).await else {
             tokio::time::sleep(PAGE_PAUSE).await;
             continue;
         };
-        let mut parsed = 0;
-        loop {
-            let seen = parsed;
-            let more = stream
-                .read_until(
-                    tokio::time::Instant::now() + Duration::from_secs(3600),
-                    |x| find(&x.body[seen..], CLOSE).is_some(),
-                )
-                .await;
-            // Every complete `<script>` so far.
-            while let Some(close) = find(&stream.body[parsed..], CLOSE) {
-                let script = &stream.body[parsed..parsed + close];
-                if let Some(open) = find(script, OPEN) {
-                    if let Some(content) = content_of(&script[open + OPEN.len()..]) {
-                        if content.starts_with(&prefix) {
-                            received.note(content, &stream);
-                        }
-                    }
-                }
-                parsed += close + CLOSE.len();
-            }
-            if !matches!(more, Ok(true)) {
-                break;
-            }
-        }
+        read_stream(&mut stream, &prefix, |content, stream| {
+            received.note(content, stream)
+        })
+        .await;
         tokio::time::sleep(PAGE_PAUSE).await;
+    }
+}
+
+/// Opens the agent page's stream (`AJ04serve.php` as `admin`).
+pub async fn open_stream(target: &Target) -> Result<Exchange, chat_compat::CompatError> {
+    let cookie = vec![("Cookie".to_owned(), b"username=admin".to_vec())];
+    let path = format!("{}/AJ04serve.php", target.base_path);
+    let request = build_request("GET", &path, &target.authority, &cookie, b"");
+    Exchange::send(&target.authority, &request, false).await
+}
+
+/// Reads an agent stream until it ends, giving `note` the content of every message of this run
+/// (starting with `prefix`) as soon as its `<script>` is complete.
+pub async fn read_stream(
+    stream: &mut Exchange,
+    prefix: &str,
+    mut note: impl FnMut(String, &Exchange),
+) {
+    const OPEN: &[u8] = b"parent.window.comet(";
+    const CLOSE: &[u8] = b");</script>";
+    let mut parsed = 0;
+    loop {
+        let seen = parsed;
+        let more = stream
+            .read_until(
+                tokio::time::Instant::now() + Duration::from_secs(3600),
+                |x| find(&x.body[seen..], CLOSE).is_some(),
+            )
+            .await;
+        // Every complete `<script>` so far.
+        while let Some(close) = find(&stream.body[parsed..], CLOSE) {
+            let script = &stream.body[parsed..parsed + close];
+            let content =
+                find(script, OPEN).and_then(|open| content_of(&script[open + OPEN.len()..]));
+            if let Some(content) = content.filter(|c| c.starts_with(prefix)) {
+                note(content, stream);
+            }
+            parsed += close + CLOSE.len();
+        }
+        if !matches!(more, Ok(true)) {
+            return;
+        }
     }
 }
 

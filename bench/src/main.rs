@@ -7,11 +7,20 @@
 //! cargo run --release -p chat-bench -- --target 127.0.0.1:8080 waiters --count 20000 --hold-secs 10
 //! cargo run --release -p chat-bench -- --target 127.0.0.1:23380 cluster --seconds 60 --rate 40 \
 //!     --customers 40 --database-url mysql://root@127.0.0.1:23301,127.0.0.1:23302/test
+//! cargo run --release -p chat-bench -- --target 127.0.0.1:8080 rate --rate 2000 --customers 1000 \
+//!     --seconds 10 --database-url mysql://root@127.0.0.1:3306/test
+//! cargo run --release -p chat-bench -- --target 127.0.0.1:8080 stream --messages 50000 \
+//!     --database-url mysql://root@127.0.0.1:3306/test
+//! cargo run --release -p chat-bench -- --target 127.0.0.1:8080 other-writer --rounds 50 \
+//!     --database-url mysql://root@127.0.0.1:3306/test
 //! ```
 //!
 //! `latency --send-target` polls on `--target` and sends through another instance: the
 //! cross-instance latency (the receiving instance learns of the row through its watcher).
-//! `cluster` is the load of `scripts/cluster test` (see `cluster.rs`).
+//! `cluster` is the load of `scripts/cluster test` (see `cluster.rs`); `rate` is the same load on
+//! one server with customers that poll again at once, so each message finds its poll parked, and
+//! it reports latencies to the polls and to the agent stream apart. `stream` and `other-writer`
+//! write rows straight into the table (see `direct.rs`).
 //!
 //! `waiters` opens one long poll per simulated customer, holds them (print `holding` on stderr so a
 //! script can sample the server meanwhile), then sends each customer one message and measures how
@@ -25,6 +34,7 @@ use chat_compat::http::{build_request, find, Exchange};
 use clap::{Parser, Subcommand};
 
 mod cluster;
+mod direct;
 
 #[derive(Parser)]
 struct Args {
@@ -66,6 +76,10 @@ enum Mode {
         hold_secs: u64,
         #[arg(long, default_value_t = 32)]
         send_concurrency: usize,
+        /// Wake them all with one multi-row INSERT through this database instead of sends (a
+        /// burst from another writer).
+        #[arg(long)]
+        insert_via: Option<String>,
     },
     /// Customers, an agent stream and senders at a fixed rate through a load balancer; ends
     /// with the reckoning from the table (exit status 1 when a message was lost or duplicated).
@@ -89,6 +103,33 @@ enum Mode {
         /// Reported in the JSON line.
         #[arg(long, default_value_t = 3)]
         instances: u32,
+    },
+    /// The cluster load on one server: customers poll again at once, the agent stream is open,
+    /// senders send at a fixed rate; latencies to polls and to the stream, and the reckoning.
+    Rate {
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long, default_value_t = 500)]
+        rate: u32,
+        #[arg(long, default_value_t = 1000)]
+        customers: usize,
+        /// The server's database, read at the end.
+        #[arg(long)]
+        database_url: String,
+    },
+    /// One agent stream; rows for it inserted straight into the table; its rate.
+    Stream {
+        #[arg(long, default_value_t = 50_000)]
+        messages: usize,
+        #[arg(long)]
+        database_url: String,
+    },
+    /// A parked poll; a row inserted straight into the table; time until it answers. Repeated.
+    OtherWriter {
+        #[arg(long, default_value_t = 50)]
+        rounds: usize,
+        #[arg(long)]
+        database_url: String,
     },
 }
 
@@ -124,7 +165,8 @@ async fn main() {
             count,
             hold_secs,
             send_concurrency,
-        } => waiters(&target, count, hold_secs, send_concurrency).await,
+            insert_via,
+        } => waiters(&target, count, hold_secs, send_concurrency, insert_via).await,
         Mode::Cluster {
             seconds,
             rate,
@@ -142,14 +184,48 @@ async fn main() {
                 database_url,
                 nodes,
                 instances,
+                pause: Duration::from_secs(1),
             };
-            let (line, passed) = cluster::run(&target, plan).await;
-            println!("{line}");
-            if !passed {
+            let reckoning = cluster::run(&target, plan).await;
+            println!("{}", reckoning.line);
+            if !reckoning.passed {
                 std::process::exit(1);
             }
             return;
         }
+        Mode::Rate {
+            seconds,
+            rate,
+            customers,
+            database_url,
+        } => {
+            let plan = cluster::Plan {
+                seconds,
+                rate: rate.max(1),
+                customers: customers.max(1),
+                drain_secs: 30,
+                database_url,
+                nodes: 1,
+                instances: 1,
+                pause: Duration::ZERO,
+            };
+            let reckoning = cluster::run(&target, plan).await;
+            let mut line = reckoning.detail;
+            line["mode"] = "rate".into();
+            println!("{line}");
+            if !reckoning.passed {
+                std::process::exit(1);
+            }
+            return;
+        }
+        Mode::Stream {
+            messages,
+            database_url,
+        } => direct::stream_rate(&target, &database_url, messages).await,
+        Mode::OtherWriter {
+            rounds,
+            database_url,
+        } => direct::other_writer(&target, &database_url, rounds).await,
     };
     println!("{line}");
 }
@@ -218,6 +294,7 @@ async fn waiters(
     count: usize,
     hold_secs: u64,
     send_concurrency: usize,
+    insert_via: Option<String>,
 ) -> serde_json::Value {
     let opened = Instant::now();
     let mut polls = Vec::with_capacity(count);
@@ -238,7 +315,46 @@ async fn waiters(
         });
     }
     let started = Instant::now();
-    let semaphore = Arc::new(tokio::sync::Semaphore::new(send_concurrency));
+    let send_failures = match insert_via {
+        Some(url) => {
+            let users: Vec<String> = (0..count)
+                .map(|i| format!("{}w{i}", target.users))
+                .collect();
+            direct::insert_one_each(&url, &users, "hello").await;
+            sent_at.lock().expect("lock").fill(Some(started));
+            0
+        }
+        None => send_each(target, count, send_concurrency, &sent_at).await,
+    };
+    let (mut samples, mut delivered) = (Vec::new(), 0);
+    let mut last_arrival = started;
+    while let Some(result) = readers.join_next().await {
+        let (i, arrived, ok) = result.expect("reader");
+        if ok {
+            delivered += 1;
+            last_arrival = last_arrival.max(arrived);
+            if let Some(sent) = sent_at.lock().expect("lock")[i] {
+                samples.push(arrived.saturating_duration_since(sent));
+            }
+        }
+    }
+    let deliver_all_secs = last_arrival.duration_since(started).as_secs_f64();
+    serde_json::json!({
+        "mode": "waiters", "count": count, "open_secs": open_secs, "delivered": delivered,
+        "send_failures": send_failures, "deliver_all_secs": deliver_all_secs,
+        "ms": summary(&mut samples)
+    })
+}
+
+/// Sends waiter `i` its message, `concurrency` at a time, noting when each went out; the number
+/// of sends not answered `OK`.
+async fn send_each(
+    target: &Target,
+    count: usize,
+    concurrency: usize,
+    sent_at: &Arc<Mutex<Vec<Option<Instant>>>>,
+) -> usize {
+    let semaphore = Arc::new(tokio::sync::Semaphore::new(concurrency));
     let mut senders = tokio::task::JoinSet::new();
     for i in 0..count {
         let permit = semaphore.clone().acquire_owned().await.expect("semaphore");
@@ -254,21 +370,7 @@ async fn waiters(
     while let Some(ok) = senders.join_next().await {
         send_failures += usize::from(!ok.expect("sender"));
     }
-    let (mut samples, mut delivered) = (Vec::new(), 0);
-    while let Some(result) = readers.join_next().await {
-        let (i, arrived, ok) = result.expect("reader");
-        if ok {
-            delivered += 1;
-            if let Some(sent) = sent_at.lock().expect("lock")[i] {
-                samples.push(arrived.saturating_duration_since(sent));
-            }
-        }
-    }
-    serde_json::json!({
-        "mode": "waiters", "count": count, "open_secs": open_secs, "delivered": delivered,
-        "send_failures": send_failures, "deliver_all_secs": started.elapsed().as_secs_f64(),
-        "ms": summary(&mut samples)
-    })
+    send_failures
 }
 
 async fn open_poll(target: &Target, user: &str) -> Exchange {
