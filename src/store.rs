@@ -39,24 +39,14 @@ fn lock_unread_synced(mids: &str) -> String {
 fn claim_rows(mids: &str) -> String {
     format!("UPDATE msg SET isread = 1 WHERE mid IN ({mids}) AND isread = 0")
 }
-/// [`claim_rows`] on a Galera node: the statement is replicated and certified as a fragment of
-/// its own (streaming replication), so its row locks hold on every node before the claim
-/// commits. A second claim of a row on another node then waits and fails (lock wait timeout) or
-/// loses the certification (deadlock error) before any byte is handed over. If this node dies
-/// first, the others roll the fragment back, as one node does with a dropped connection.
-fn claim_rows_replicated(mids: &str) -> String {
-    format!(
-        "SET STATEMENT wsrep_trx_fragment_unit = 'statements', wsrep_trx_fragment_size = 1 FOR {}",
-        claim_rows(mids)
-    )
-}
 /// Flags one row read outside a claim (settling one whose COMMIT went unanswered).
 const CLAIM: &str = "UPDATE msg SET isread = 1 WHERE mid = ? AND isread = 0";
-/// Whether row `mid` is read, once every transaction holding it has ended: how a Galera claim
-/// whose COMMIT went unanswered (its node died) learns its fate. Streaming replication left the
-/// claim's row lock on every node, so the locking read waits until the cluster has evicted the
-/// dead node and either committed the claim or rolled it back; a plain read would see the row
-/// unread meanwhile. A missing row reads as unread (nothing to hand over).
+/// Whether row `mid` is read: how a Galera claim whose COMMIT went unanswered (its node died)
+/// learns its fate. The claim's write set either reached the group before the node died, and then
+/// every survivor commits it, or it never exists for them; `wsrep_sync_wait` makes the read wait
+/// until this node has applied everything the cluster ordered before it, which cannot happen
+/// until the dead node is evicted (the cluster stalls until then). A missing row reads as unread
+/// (nothing to hand over).
 fn claim_outcome(mid: u64) -> String {
     format!("SET STATEMENT wsrep_sync_wait = 1 FOR SELECT isread FROM msg WHERE mid = {mid} LOCK IN SHARE MODE")
 }
@@ -431,9 +421,8 @@ impl Store {
             } else {
                 lock_unread(&list)
             };
-            let (messages, flagged) = if current.galera || !self.claims_many() {
-                // Two round trips: a MyISAM claim must not flag a row it did not read, and the
-                // replicated UPDATE stays a statement of its own.
+            let (messages, flagged) = if !self.claims_many() {
+                // Two round trips: a MyISAM claim must not flag a row it did not read.
                 let rows: Vec<Row> = tx.query(lock).await?;
                 let messages: Vec<Message> = rows.into_iter().map(Message::from_row).collect();
                 if messages.is_empty() {
@@ -441,11 +430,7 @@ impl Store {
                     return Ok(Claim::Taken);
                 }
                 let locked = id_list(messages.iter().map(|message| message.mid));
-                if current.galera {
-                    tx.query_drop(claim_rows_replicated(&locked)).await?;
-                } else {
-                    tx.query_drop(claim_rows(&locked)).await?;
-                }
+                tx.query_drop(claim_rows(&locked)).await?;
                 (messages, tx.affected_rows())
             } else {
                 // One round trip: the UPDATE flags exactly the rows the locking read locked.
@@ -614,7 +599,12 @@ impl OpenClaim {
     /// has the bytes, and the next poll, on another node, gets the message again. Committing
     /// first and asking the surviving nodes when the answer is lost ([`Store::claim_outcome`])
     /// trades that for a narrower window: our own process dying between the COMMIT's answer and
-    /// the bytes.
+    /// the bytes. It is also what keeps two claims of one row on two nodes apart: each locks
+    /// only its own node's copy, certification lets the first ordered COMMIT through and fails
+    /// the other (a deadlock error, [`Error::is_definite`]), and the loser has sent nothing.
+    /// (Claims used to replicate their UPDATE ahead of the COMMIT as a streaming-replication
+    /// fragment, to hold the lock on every node; once the bytes wait for the COMMIT that buys
+    /// nothing, and a crash test doubled messages with it: README.md, "Scaling out".)
     pub fn commits_before_bytes(&self) -> bool {
         self.galera
     }
