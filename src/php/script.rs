@@ -176,13 +176,11 @@ impl<'a> Lexer<'a> {
 
     /// Lexes code from `at`; `nested` inside a string's `{$…}`, which ends at its `}`.
     fn code(&mut self, nested: bool) -> End {
-        // A literal statement that still needs its `;` (only tracked while everything is inert,
-        // where every literal starts a statement).
-        let mut pending = false;
-        let mut depth = 0usize;
+        let mut flow = Flow::new(!nested);
         loop {
             let Some(byte) = self.peek(0) else {
-                if nested || (self.inert && pending) {
+                if nested || flow.pending {
+                    // Inside `{$…}`, or after a literal statement with no `;`.
                     self.error = true;
                 }
                 return End::Eof;
@@ -198,6 +196,7 @@ impl<'a> Lexer<'a> {
                 (b'#', Some(b'[')) => {
                     // PHP 8: an attribute, which is code.
                     self.decline();
+                    flow.other();
                     self.at += 2;
                 }
                 (b'#', _) | (b'/', Some(b'/')) => {
@@ -211,48 +210,35 @@ impl<'a> Lexer<'a> {
                         return End::Eof;
                     }
                 }
-                (b';', _) => {
-                    pending = false;
-                    self.at += 1;
-                }
                 (b'\'' | b'"' | b'0'..=b'9', _) | (b'<', Some(b'<'))
                     if byte != b'<' || heredoc_label(self.rest()).is_some() =>
                 {
                     let Some(inert) = self.literal() else {
                         return End::Eof;
                     };
-                    if self.inert && pending {
-                        // Two literals in a row: `'a' 'b'` does not compile.
-                        self.error = true;
-                    }
                     if !inert {
                         self.decline();
                     }
-                    pending = self.inert;
+                    if flow.literal() {
+                        // Two literals in a row: `'a' 'b'` does not compile.
+                        self.error = true;
+                    }
                 }
                 (b'`', _) => {
                     self.decline();
+                    flow.other();
                     self.at += 1;
                     if !self.interpolated(b'`') {
                         return End::Eof;
                     }
                 }
-                (b'{', _) => {
-                    self.decline();
-                    depth += 1;
-                    self.at += 1;
-                }
-                (b'}', _) if nested && depth == 0 => {
+                (b'}', _) if nested && flow.depth == 0 => {
                     self.at += 1;
                     return End::Brace;
                 }
-                (b'}', _) => {
-                    self.decline();
-                    depth = depth.saturating_sub(1);
-                    self.at += 1;
-                }
                 (byte, _) if is_identifier_start(byte) => {
                     self.decline();
+                    flow.other();
                     let end = identifier_end(self.src, self.at);
                     if self.src[self.at..end].eq_ignore_ascii_case(b"__halt_compiler") {
                         // What follows is data, never code or text.
@@ -260,13 +246,13 @@ impl<'a> Lexer<'a> {
                     }
                     self.at = end;
                 }
-                _ => {
-                    self.decline();
+                (byte, _) => {
+                    if byte != b';' {
+                        self.decline();
+                    }
+                    flow.punctuation(byte);
                     self.at += 1;
                 }
-            }
-            if !self.inert {
-                pending = false;
             }
         }
     }
@@ -507,6 +493,57 @@ impl<'a> Lexer<'a> {
         } else if matches!(self.peek(0), Some(b'\n' | b'\r')) {
             self.at += 1;
         }
+    }
+}
+
+/// Where statements start and end, as far as telling a literal statement without its `;` needs:
+/// `'a' 'b'` and `'a'` at the end of the file do not compile, wherever they stand.
+struct Flow {
+    /// At the start of a statement (block start, after `;`, `{` or `}` outside parentheses).
+    start: bool,
+    /// The last token is a literal that started a statement: it needs `;` or `?>` next.
+    pending: bool,
+    /// Open `(` and `[`: a `;` inside them (`for (;;)`) ends no statement.
+    parens: usize,
+    /// Open `{`, for the end of a `{$…}`.
+    depth: usize,
+}
+
+impl Flow {
+    fn new(start: bool) -> Flow {
+        Flow {
+            start,
+            pending: false,
+            parens: 0,
+            depth: 0,
+        }
+    }
+
+    /// A literal: true when it follows a literal statement (a parse error).
+    fn literal(&mut self) -> bool {
+        let error = self.pending;
+        self.pending = self.start;
+        self.start = false;
+        error
+    }
+
+    /// Any other token.
+    fn other(&mut self) {
+        self.pending = false;
+        self.start = false;
+    }
+
+    /// A punctuation byte.
+    fn punctuation(&mut self, byte: u8) {
+        self.other();
+        match byte {
+            b'(' | b'[' => self.parens += 1,
+            b')' | b']' => self.parens = self.parens.saturating_sub(1),
+            b'{' => self.depth += 1,
+            b'}' => self.depth = self.depth.saturating_sub(1),
+            _ => {}
+        }
+        self.start = self.parens == 0 && matches!(byte, b';' | b'{' | b'}');
     }
 }
 

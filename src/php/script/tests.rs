@@ -86,6 +86,11 @@ fn code_that_does_anything_is_declined() {
         (b"A<?php if (0) { ?>B<?php } ?>", Printed::Declined),
         (b"A<?php __halt_compiler(); ?>B", Printed::Declined),
         (b"A<?php exit; ?>B", Printed::Declined),
+        (b"A<?php for (;'x';) {} ?>B", Printed::Declined),
+        (
+            b"A<?php $f = function () { return 'x'; }; ?>B",
+            Printed::Declined,
+        ),
     ]);
 }
 
@@ -106,6 +111,9 @@ fn what_php_cannot_compile_is_a_parse_error() {
         (b"A<?php <<<EOT\n  x\n y\n  EOT;\n?>B", Printed::ParseError),
         (b"A<?php echo 1; /* x", Printed::ParseError),
         (b"A<?php \"{$a[\"x\"]", Printed::ParseError),
+        (b"A<?php $a = 1; 'x'", Printed::ParseError),
+        (b"A<?php if (0) {} 'x' 'y'; ?>B", Printed::ParseError),
+        (b"A<?= 'e'", Printed::ParseError),
     ]);
 }
 
