@@ -49,6 +49,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod http_edges;
 pub mod php_text;
 
 use crate::compare::{compare, Difference};
@@ -108,7 +109,7 @@ pub struct FuzzArgs {
 }
 
 /// The input classes, in the order cases cycle through them.
-pub const CLASSES: [&str; 7] = [
+pub const CLASSES: [&str; 9] = [
     "send_form",
     "send_cookie",
     "customer_cookie",
@@ -116,6 +117,8 @@ pub const CLASSES: [&str; 7] = [
     "send_multipart",
     "request_target",
     "php_text",
+    "query_string",
+    "header_bytes",
 ];
 
 /// Runs `chat-compat fuzz`.
@@ -443,6 +446,8 @@ pub fn generate(class: &str, name: &str, rng: &mut Rng) -> Case {
             "customer_cookie" => customer_case(name, cookie_header(rng)),
             "send_multipart" => send_case(name, plain_cookie(rng), multipart_body(rng), rng),
             "request_target" => target_case(name, rng),
+            "query_string" => http_edges::query_string_case(name, rng),
+            "header_bytes" => http_edges::header_bytes_case(name, rng),
             _ => poll_case(name, rng),
         };
         if clear_of_deviations(&scenario) {
@@ -461,7 +466,7 @@ pub fn clear_of_deviations(scenario: &Scenario) -> bool {
         Step::Request(r) | Step::Open(r) => {
             let body = r.body.clone().unwrap_or_default();
             std::iter::once(body)
-                .chain(r.headers.iter().map(|(_, v)| v.clone()))
+                .chain(r.headers.iter().chain(&r.latin1).map(|(_, v)| v.clone()))
                 .all(|text| sql_safe(&text))
         }
         _ => true,
@@ -488,6 +493,7 @@ fn request(id: &str, method: &str, path: &str, headers: Vec<(String, String)>) -
         body_base64: None,
         timeout_ms: Some(5000),
         digest_body: false,
+        latin1: Vec::new(),
     }
 }
 
