@@ -80,7 +80,9 @@ impl Script {
                 break;
             }
         }
-        script.verdict = if lexer.error {
+        script.verdict = if lexer.gave_up {
+            Verdict::Declined
+        } else if lexer.error {
             Verdict::ParseError
         } else if lexer.inert {
             Verdict::Inert
@@ -148,7 +150,15 @@ struct Lexer<'a> {
     inert: bool,
     /// A parse error was found: an unclosed construct, or a literal statement with no `;`.
     error: bool,
+    /// `{$…}` inside strings inside `{$…}`, how deep: bounded so that no file can exhaust the
+    /// stack of the task that reads it.
+    nesting: usize,
+    /// The file nests deeper than [`MAX_NESTING`]: not followed further, so declined.
+    gave_up: bool,
 }
+
+/// Deeper interpolations than any real file holds.
+const MAX_NESTING: usize = 32;
 
 impl<'a> Lexer<'a> {
     fn new(src: &'a [u8]) -> Self {
@@ -157,6 +167,8 @@ impl<'a> Lexer<'a> {
             at: 0,
             inert: true,
             error: false,
+            nesting: 0,
+            gave_up: false,
         }
     }
 
@@ -327,8 +339,15 @@ impl<'a> Lexer<'a> {
             (b'\\', Some(next)) if next != b'\n' && next != b'\r' => self.at += 2,
             (b'$', Some(b'{')) | (b'{', Some(b'$')) => {
                 self.decline();
+                if self.nesting == MAX_NESTING {
+                    self.gave_up = true;
+                    return false;
+                }
                 self.at += usize::from(self.src[self.at] == b'$') + 1;
-                if self.code(true) != End::Brace {
+                self.nesting += 1;
+                let end = self.code(true);
+                self.nesting -= 1;
+                if end != End::Brace {
                     return false;
                 }
             }

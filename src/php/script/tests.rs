@@ -139,3 +139,11 @@ fn legacy_pages_keep_their_html_around_the_code() {
     let conn = std::fs::read(format!("{site}AJconn.php")).expect("bundled site");
     assert_eq!(Script::parse(&conn).printed(), Printed::Declined);
 }
+
+#[test]
+fn deeply_nested_interpolation_is_declined_without_exhausting_the_stack() {
+    let deep = [&b"<?php \""[..], &b"{$a[\"".repeat(100_000)].concat();
+    assert_eq!(Script::parse(&deep).printed(), Printed::Declined);
+    let shallow = b"<?php \"{$a[\"{$b}\"]}\"; ?>x";
+    assert_eq!(Script::parse(shallow).printed(), Printed::Declined);
+}
