@@ -2,14 +2,15 @@
 //!
 //! The five scripts the server reimplements are recognised by name and answered natively, with
 //! the text around their code taken from the operator's own files (read once at start-up). Other
-//! `.php` files answer the text PHP would print outside their code, never their source. Anything
+//! `.php` files are not run: they answer their text outside code when that code is provably
+//! inert, else nothing (`php::script`), never their source. Anything
 //! else is a static file. Nothing outside the docroot, and no dot-file, is ever reachable.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
-use crate::php::script::Script;
+use crate::php::script::{Printed, Script};
 
 /// A legacy script the server answers natively.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -41,8 +42,8 @@ impl Endpoint {
 pub enum Resource<'a> {
     /// A reimplemented script, with the text around its code.
     Endpoint(Endpoint, &'a Script),
-    /// Another `.php` file: the text it prints.
-    OtherScript(Vec<u8>),
+    /// Another `.php` file: what it answers without being run.
+    OtherScript(Printed),
     /// A static file and its Content-Type.
     File(PathBuf, &'static str),
     /// A directory (nginx: 403 without an index file).
@@ -111,7 +112,7 @@ impl Site {
             Ok(meta) if meta.is_dir() => Resource::Directory,
             Ok(_) if names_directory => Resource::NotFound,
             Ok(_) if has_extension(&real, "php") => match tokio::fs::read(&real).await {
-                Ok(source) => Resource::OtherScript(Script::parse(&source).printed_text()),
+                Ok(source) => Resource::OtherScript(Script::parse(&source).printed()),
                 Err(_) => Resource::NotFound,
             },
             Ok(_) => {
@@ -219,9 +220,10 @@ mod tests {
             site.resolve(b"/AJ05comitajax.php").await,
             Resource::Endpoint(Endpoint::Poll, _)
         ));
-        assert!(
-            matches!(site.resolve(b"/AJconn.php").await, Resource::OtherScript(text) if text.is_empty())
-        );
+        assert!(matches!(
+            site.resolve(b"/AJconn.php").await,
+            Resource::OtherScript(Printed::Declined)
+        ));
         assert!(matches!(site.resolve(b"/").await, Resource::Directory));
         assert!(matches!(
             site.resolve(b"/missing.php").await,

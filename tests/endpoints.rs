@@ -247,7 +247,8 @@ async fn static_files_are_served_with_nginx_types_for_get_only() {
     let db = TestDb::with_schema().await;
     let site = tempdir_with(&[
         ("jquery.js", b"/* js */"),
-        ("AJconn.php", b"<?php $x=1; ?>\nhidden?"),
+        ("AJconn.php", b"<?php /* inert */ ?>\nhidden?"),
+        ("set.php", b"<?php $x=1; ?>\nhidden?"),
     ]);
     let site_arg = site.path().to_str().expect("utf8").to_string();
     let server = TestServer::start_with(&db, |args| args.extend(["--site".into(), site_arg])).await;
@@ -262,6 +263,9 @@ async fn static_files_are_served_with_nginx_types_for_get_only() {
         405
     );
     assert_eq!(server.get("/AJconn.php", None).await.body, b"hidden?");
+    // Code that does something is not run, and its text is not served as if it were all.
+    let declined = server.get("/set.php", None).await;
+    assert_eq!((declined.status, declined.body.as_slice()), (200, &b""[..]));
     assert_eq!(
         server.get("/AJsendmsg.php", None).await.status,
         404,

@@ -309,11 +309,7 @@ async fn send(
     prefix: &str,
 ) -> Result<(ExchangeRecord, Exchange), CompatError> {
     let body = req.body_bytes()?;
-    let headers: Vec<(String, Vec<u8>)> = req
-        .headers
-        .iter()
-        .map(|(n, v)| (n.clone(), v.as_bytes().to_vec()))
-        .collect();
+    let headers = req.header_bytes()?;
     let target = format!("{prefix}{}", req.path);
     let bytes = http::build_request(&req.method, &target, authority, &headers, &body);
     let record = ExchangeRecord {

@@ -245,6 +245,11 @@ pub struct Request {
     /// such as jquery.js, whose text must not be committed in a recording.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub digest_body: bool,
+    /// Header lines sent after `headers` whose values are raw bytes, written as Latin-1 text:
+    /// each character U+0000-U+00FF is sent as that one byte (`"é"` is the byte E9), for
+    /// header bytes that are not UTF-8.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub latin1: Vec<(String, String)>,
 }
 
 fn default_method() -> String {
@@ -252,6 +257,24 @@ fn default_method() -> String {
 }
 
 impl Request {
+    /// Every header line as sent: `headers`, then `latin1` as raw bytes.
+    pub fn header_bytes(&self) -> Result<Vec<(String, Vec<u8>)>, CompatError> {
+        let plain = self
+            .headers
+            .iter()
+            .map(|(n, v)| Ok((n.clone(), v.as_bytes().to_vec())));
+        let raw = self.latin1.iter().map(|(n, v)| {
+            let bytes = v.chars().map(u8::try_from).collect::<Result<Vec<u8>, _>>();
+            bytes.map(|b| (n.clone(), b)).map_err(|_| {
+                CompatError::Scenario(format!(
+                    "request {}: latin1 header {n:?} holds a character past U+00FF",
+                    self.id
+                ))
+            })
+        });
+        plain.chain(raw).collect()
+    }
+
     /// The body bytes.
     pub fn body_bytes(&self) -> Result<Vec<u8>, CompatError> {
         match (&self.body, &self.body_base64) {
@@ -368,6 +391,7 @@ impl Scenario {
             match step {
                 Step::Request(r) | Step::Open(r) => {
                     r.body_bytes()?;
+                    r.header_bytes()?;
                     let opened = matches!(step, Step::Open(_));
                     if requests.insert(&r.id, opened).is_some() {
                         return err(format!("request id {:?} used twice", r.id));

@@ -24,6 +24,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use super::{error_page, full, php_response, Body};
 use crate::nginx::head::Head;
 use crate::php;
+use crate::php::script::Printed;
 
 /// How much of a file is read per frame: the most a download holds in memory at once.
 const CHUNK: usize = 64 * 1024;
@@ -88,9 +89,18 @@ pub async fn static_file(
     response
 }
 
-/// Another `.php` file: its printed text with PHP's headers.
-pub fn other_script(version: php::Version, printed: Vec<u8>) -> Response<Body> {
-    php_response(version, None, full(printed))
+/// Another `.php` file, not run: its text when its code is inert; when the code may do anything,
+/// an empty 200 (what code that prints nothing answers); PHP-FPM's empty 500 when PHP could not
+/// compile it (`display_errors=Off`). All with PHP's default Content-Type.
+pub fn other_script(version: php::Version, printed: Printed) -> Response<Body> {
+    let (status, text) = match printed {
+        Printed::Text(text) => (StatusCode::OK, text),
+        Printed::Declined => (StatusCode::OK, Vec::new()),
+        Printed::ParseError => (StatusCode::INTERNAL_SERVER_ERROR, Vec::new()),
+    };
+    let mut response = php_response(version, None, full(text));
+    *response.status_mut() = status;
+    response
 }
 
 struct Validators {

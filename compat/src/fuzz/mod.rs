@@ -33,12 +33,24 @@
 //! content may hold quotes and backslashes; only the `rec` the poll's query builds from the
 //! cookie must not.
 //!
-//! Every difference is printed and its case saved as a scenario file (`--save`), ready to be
-//! recorded and committed.
+//! - `php_text`: a generated `.php` file (heredocs, nowdocs, backticks, attributes, comments and
+//!   strings holding `?>`, open-tag look-alikes, `\r` line ends, unclosed constructs; see
+//!   [`php_text`]) written under a fresh name into both docroots (`--legacy-site`, `--site`;
+//!   normally the same scratch copy), requested with GET, HEAD or POST, PATH_INFO and a query
+//!   string. Our server prints such a file's text only when its code is inert and otherwise
+//!   declines (an empty 200, README.md deliberate difference 8): a case where it declined and PHP
+//!   printed something is counted as `declined`, not as a difference, when status and
+//!   `Content-Type` still agree. The file is removed after its case.
+//!
+//! Every difference is printed and its case saved as a scenario file (`--save`), with the
+//! generated `.php` file beside it, ready to be recorded and committed.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+mod http_edges;
+pub mod php_text;
 
 use crate::compare::{compare, Difference};
 use crate::record::run_reset;
@@ -88,16 +100,25 @@ pub struct FuzzArgs {
     /// Print every case, not only the differing ones.
     #[arg(long)]
     pub verbose: bool,
+    /// The legacy's docroot, where `php_text` writes its files (needed for that class).
+    #[arg(long)]
+    pub legacy_site: Option<PathBuf>,
+    /// Our server's docroot (`--site`), where `php_text` writes the same files.
+    #[arg(long)]
+    pub site: Option<PathBuf>,
 }
 
 /// The input classes, in the order cases cycle through them.
-pub const CLASSES: [&str; 6] = [
+pub const CLASSES: [&str; 9] = [
     "send_form",
     "send_cookie",
     "customer_cookie",
     "poll_row",
     "send_multipart",
     "request_target",
+    "php_text",
+    "query_string",
+    "header_bytes",
 ];
 
 /// Runs `chat-compat fuzz`.
@@ -116,6 +137,49 @@ pub async fn fuzz(args: FuzzArgs) -> ExitCode {
 struct Counts {
     cases: u64,
     differ: u64,
+    /// Our server answered an empty 200 for a file with text, or where PHP printed something
+    /// (README.md, deliberate difference 8).
+    declined: u64,
+}
+
+/// One generated case: its scenario, and the `.php` file it needs in both docroots.
+pub struct Case {
+    /// What is run against both sides.
+    pub scenario: Scenario,
+    /// For `php_text`: the file's name in the docroot and its source.
+    pub file: Option<(String, php_text::Source)>,
+}
+
+/// Both docroots, for the classes that write files into them.
+struct Sites<'a> {
+    dirs: Vec<&'a std::path::Path>,
+}
+
+impl<'a> Sites<'a> {
+    fn new(args: &'a FuzzArgs) -> Sites<'a> {
+        let mut dirs: Vec<&std::path::Path> = Vec::new();
+        for dir in [&args.legacy_site, &args.site].into_iter().flatten() {
+            if !dirs.contains(&dir.as_path()) {
+                dirs.push(dir);
+            }
+        }
+        Sites { dirs }
+    }
+
+    fn write(&self, name: &str, bytes: &[u8]) -> Result<(), CompatError> {
+        for dir in &self.dirs {
+            let path = dir.join(name);
+            std::fs::write(&path, bytes).map_err(|e| CompatError::io(&path, e))?;
+        }
+        Ok(())
+    }
+
+    fn remove(&self, name: &str) {
+        for dir in &self.dirs {
+            // Already gone is fine: the file only existed for its case.
+            let _ = std::fs::remove_file(dir.join(name));
+        }
+    }
 }
 
 async fn run(args: &FuzzArgs) -> Result<u64, CompatError> {
@@ -131,6 +195,14 @@ async fn run(args: &FuzzArgs) -> Result<u64, CompatError> {
         }
         args.classes.iter().map(String::as_str).collect()
     };
+    if classes.contains(&"php_text") && (args.legacy_site.is_none() || args.site.is_none()) {
+        return Err(CompatError::Scenario(
+            "class php_text writes files into both docroots: give --legacy-site and --site \
+             (or leave the class out with --class)"
+                .to_owned(),
+        ));
+    }
+    let sites = Sites::new(args);
     let legacy = Target {
         base_url: args.legacy.clone(),
         database_url: args.legacy_database_url.clone(),
@@ -150,19 +222,25 @@ async fn run(args: &FuzzArgs) -> Result<u64, CompatError> {
         let class = classes[(i % classes.len() as u64) as usize];
         // One generator per case, so any case can be regenerated from (seed, index) alone.
         let mut rng = Rng::new(args.seed ^ i.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let scenario = generate(
+        let Case { mut scenario, file } = generate(
             class,
             &format!("fuzz_{}_{}_{i}", args.seed, class),
             &mut rng,
         );
-        let mut scenario = scenario;
+        if let Some((name, source)) = &file {
+            sites.write(name, &source.bytes)?;
+        }
         for (k, row) in scenario.rows.iter_mut().enumerate() {
             row.insert(
                 "mid".to_owned(),
                 CellValue::Int((next_id + k as u64) as i64),
             );
         }
-        let (l, o) = run_both(&scenario, &legacy, &ours, next_id).await?;
+        let ran = run_both(&scenario, &legacy, &ours, next_id).await;
+        if let Some((name, _)) = &file {
+            sites.remove(name);
+        }
+        let (l, o) = ran?;
         // Room for the rows inserted and the one a send may add; ids only grow.
         next_id += scenario.rows.len() as u64 + 2;
         if left_waiting(&l) {
@@ -171,9 +249,15 @@ async fn run(args: &FuzzArgs) -> Result<u64, CompatError> {
         if i > 0 && i % 1000 == 0 {
             summary(args.seed, i, started, &counts);
         }
-        let differences = compare(&l, &o);
+        let mut differences = compare(&l, &o);
         let c = counts.entry(class).or_default();
         c.cases += 1;
+        if file.is_some() && declined(&o) && (printed(&l) || file_has_text(&file)) {
+            c.declined += 1;
+            // PHP ran the code and printed what it printed; we print nothing. Only the body may
+            // differ: status and Content-Type are still PHP's.
+            differences.retain(|d| d.what != "body");
+        }
         if differences.is_empty() {
             if args.verbose {
                 println!("same   case {i} {class}");
@@ -182,6 +266,10 @@ async fn run(args: &FuzzArgs) -> Result<u64, CompatError> {
         }
         c.differ += 1;
         report(args, i, &scenario, &differences)?;
+        if let Some((name, source)) = &file {
+            let path = args.save.join(name);
+            std::fs::write(&path, &source.bytes).map_err(|e| CompatError::io(&path, e))?;
+        }
     }
     summary(args.seed, args.cases, started, &counts);
     Ok(counts.values().map(|c| c.differ).sum())
@@ -195,8 +283,41 @@ fn summary(seed: u64, cases: u64, started: std::time::Instant, counts: &BTreeMap
         started.elapsed().as_secs_f64()
     );
     for (class, c) in counts {
-        println!("  {class:<16} {:>7} cases {:>5} differ", c.cases, c.differ);
+        let declined = match c.declined {
+            0 => String::new(),
+            n => format!(
+                " {n:>5} declined ({:.0}%)",
+                100.0 * n as f64 / c.cases.max(1) as f64
+            ),
+        };
+        println!(
+            "  {class:<16} {:>7} cases {:>5} differ{declined}",
+            c.cases, c.differ
+        );
     }
+}
+
+/// PHP printed something.
+fn printed(legacy: &Outcome) -> bool {
+    legacy
+        .exchanges
+        .iter()
+        .any(|x| x.response.as_ref().is_some_and(|r| !r.body.is_empty()))
+}
+
+fn file_has_text(file: &Option<(String, php_text::Source)>) -> bool {
+    file.as_ref().is_some_and(|(_, source)| source.has_text)
+}
+
+/// Our server declined to print a file's text: a 200 with an empty body (to a request that
+/// gets a body: a HEAD says nothing either way).
+fn declined(ours: &Outcome) -> bool {
+    ours.exchanges.iter().all(|x| {
+        x.method != "HEAD"
+            && x.response
+                .as_ref()
+                .is_some_and(|r| r.status == 200 && r.body.is_empty())
+    })
 }
 
 async fn run_both(
@@ -314,7 +435,10 @@ impl Rng {
 }
 
 /// Builds the case of `class`.
-pub fn generate(class: &str, name: &str, rng: &mut Rng) -> Scenario {
+pub fn generate(class: &str, name: &str, rng: &mut Rng) -> Case {
+    if class == "php_text" {
+        return php_text_case(name, rng);
+    }
     loop {
         let scenario = match class {
             "send_form" => send_case(name, plain_cookie(rng), form_body(rng), rng),
@@ -322,10 +446,15 @@ pub fn generate(class: &str, name: &str, rng: &mut Rng) -> Scenario {
             "customer_cookie" => customer_case(name, cookie_header(rng)),
             "send_multipart" => send_case(name, plain_cookie(rng), multipart_body(rng), rng),
             "request_target" => target_case(name, rng),
+            "query_string" => http_edges::query_string_case(name, rng),
+            "header_bytes" => http_edges::header_bytes_case(name, rng),
             _ => poll_case(name, rng),
         };
         if clear_of_deviations(&scenario) {
-            return scenario;
+            return Case {
+                scenario,
+                file: None,
+            };
         }
     }
 }
@@ -337,7 +466,7 @@ pub fn clear_of_deviations(scenario: &Scenario) -> bool {
         Step::Request(r) | Step::Open(r) => {
             let body = r.body.clone().unwrap_or_default();
             std::iter::once(body)
-                .chain(r.headers.iter().map(|(_, v)| v.clone()))
+                .chain(r.headers.iter().chain(&r.latin1).map(|(_, v)| v.clone()))
                 .all(|text| sql_safe(&text))
         }
         _ => true,
@@ -364,6 +493,7 @@ fn request(id: &str, method: &str, path: &str, headers: Vec<(String, String)>) -
         body_base64: None,
         timeout_ms: Some(5000),
         digest_body: false,
+        latin1: Vec::new(),
     }
 }
 
@@ -858,6 +988,40 @@ fn target_case(name: &str, rng: &mut Rng) -> Scenario {
     s
 }
 
+/// A generated `.php` file requested with GET, HEAD or POST, maybe with PATH_INFO and a query.
+fn php_text_case(name: &str, rng: &mut Rng) -> Case {
+    let source = php_text::source(rng);
+    let file = format!("{name}.php");
+    let mut path = format!("/{file}");
+    if rng.one_in(4) {
+        let info: &&str = rng.pick(&["/", "/x", "/a/b.php", "/%20"]);
+        path.push_str(info);
+    }
+    if rng.one_in(3) {
+        let query: &&str = rng.pick(&["?", "?a=1", "?x=<?php+echo+1;?>", "?a[]=1&b=%00"]);
+        path.push_str(query);
+    }
+    let method = *rng.pick(&["GET", "GET", "HEAD", "POST"]);
+    let mut r = request("page", method, &path, Vec::new());
+    if method == "POST" {
+        r.headers.push((
+            "Content-Type".to_owned(),
+            "application/x-www-form-urlencoded".to_owned(),
+        ));
+        r.body = Some("a=1&b=%3C%3F".to_owned());
+    }
+    let mut s = scenario(
+        name,
+        "generated by chat-compat fuzz: a .php file",
+        Vec::new(),
+    );
+    s.steps.push(Step::Request(r));
+    Case {
+        scenario: s,
+        file: Some((file, source)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -868,9 +1032,11 @@ mod tests {
             let a = generate(class, "x", &mut Rng::new(42));
             let b = generate(class, "x", &mut Rng::new(42));
             assert_eq!(
-                serde_json::to_string(&a).expect("serialise"),
-                serde_json::to_string(&b).expect("serialise")
+                serde_json::to_string(&a.scenario).expect("serialise"),
+                serde_json::to_string(&b.scenario).expect("serialise")
             );
+            let source = |c: &Case| c.file.as_ref().map(|(_, s)| s.bytes.clone());
+            assert_eq!(source(&a), source(&b));
         }
     }
 
@@ -878,7 +1044,7 @@ mod tests {
     fn generated_cases_keep_clear_of_the_deviations() {
         let mut rng = Rng::new(7);
         for i in 0..2000 {
-            let s = generate(CLASSES[i % CLASSES.len()], "x", &mut rng);
+            let s = generate(CLASSES[i % CLASSES.len()], "x", &mut rng).scenario;
             assert!(clear_of_deviations(&s));
             s.validate().expect("a valid scenario");
         }
