@@ -15,6 +15,9 @@
 //! - `delivered`: distinct messages some client received; `duplicated`: received more than once;
 //! - `lost`: answered `OK` but not in the table, or flagged read with no client having it;
 //! - `unread`: in the table, still unread at the end.
+//! - `fial_stored` (in the detail, not the line): answered other than `OK` yet in the table, each
+//!   printed with its answer: a `FIAL` among them breaks the send's promise; a 502 or no answer
+//!   does not.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -90,13 +93,15 @@ struct Sent {
     content: String,
     at: Instant,
     to_agent: bool,
-    outcome: Option<Outcome>,
+    outcome: Option<Answer>,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Outcome {
+/// How a send was answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Answer {
     Ok,
-    NotOk,
+    /// `FIAL`, another body, an error status, or no answer: what it was, for the report.
+    Other(String),
 }
 
 /// Longest a single send may take before it counts as not answered.
@@ -162,12 +167,7 @@ pub async fn run(target: &Target, plan: Plan) -> Reckoning {
         let (target, sent) = (target.clone(), sent.clone());
         senders.spawn(async move {
             let answer = send_as(&target, &sender, &recipient, &content).await;
-            let outcome = if answer == b"OK" {
-                Outcome::Ok
-            } else {
-                Outcome::NotOk
-            };
-            sent.lock().expect("sent lock")[index].outcome = Some(outcome);
+            sent.lock().expect("sent lock")[index].outcome = Some(answer);
         });
         seq += 1;
     }
@@ -181,7 +181,7 @@ pub async fn run(target: &Target, plan: Plan) -> Reckoning {
             let sent = sent.lock().expect("sent lock");
             let received = received.at.lock().expect("received lock");
             sent.iter()
-                .filter(|s| s.outcome == Some(Outcome::Ok) && !received.contains_key(&s.content))
+                .filter(|s| s.outcome == Some(Answer::Ok) && !received.contains_key(&s.content))
                 .count()
         };
         if missing == 0 {
@@ -199,6 +199,7 @@ pub async fn run(target: &Target, plan: Plan) -> Reckoning {
     let received = received.at.lock().expect("received lock");
     let (mut sent_ok, mut fial, mut delivered, mut duplicated, mut lost, mut unread) =
         (0, 0, 0, 0, 0, 0);
+    let mut fial_stored = 0;
     let (mut samples, mut to_polls, mut to_stream) = (Vec::new(), Vec::new(), Vec::new());
     for Sent {
         content,
@@ -207,7 +208,7 @@ pub async fn run(target: &Target, plan: Plan) -> Reckoning {
         outcome,
     } in sent.iter()
     {
-        let ok = *outcome == Some(Outcome::Ok);
+        let ok = *outcome == Some(Answer::Ok);
         if ok {
             sent_ok += 1;
         } else {
@@ -247,6 +248,10 @@ pub async fn run(target: &Target, plan: Plan) -> Reckoning {
                 eprintln!("loadgen: {content} is flagged read but no client got it");
             }
             Some(false) => unread += 1,
+            Some(_) if !ok => {
+                fial_stored += 1;
+                eprintln!("loadgen: {content} is stored but its send was answered {outcome:?}");
+            }
             _ => {}
         }
     }
@@ -267,7 +272,7 @@ pub async fn run(target: &Target, plan: Plan) -> Reckoning {
     let detail = serde_json::json!({
         "rate": plan.rate, "seconds": plan.seconds, "customers": plan.customers,
         "sent": sent.len(), "sent_ok": sent_ok, "delivered": delivered,
-        "duplicated": duplicated, "lost": lost, "unread": unread,
+        "duplicated": duplicated, "lost": lost, "unread": unread, "fial_stored": fial_stored,
         "poll_ms": summary(&mut to_polls), "stream_ms": summary(&mut to_stream),
     });
     Reckoning {
@@ -413,7 +418,7 @@ async fn read_table(url: &str, prefix: &str) -> HashMap<String, bool> {
 }
 
 /// One send as `sender`, through the load balancer; the answer's body (empty when none).
-async fn send_as(target: &Target, sender: &str, recipient: &str, content: &str) -> Vec<u8> {
+async fn send_as(target: &Target, sender: &str, recipient: &str, content: &str) -> Answer {
     let headers = vec![
         (
             "Cookie".to_owned(),
@@ -428,17 +433,16 @@ async fn send_as(target: &Target, sender: &str, recipient: &str, content: &str) 
     let body = format!("rec={recipient}&content={content}");
     let request = build_request("POST", &path, &target.authority, &headers, body.as_bytes());
     let Ok(mut exchange) = Exchange::send(&target.authority, &request, false).await else {
-        return Vec::new();
+        return Answer::Other("no connection".to_owned());
     };
-    match exchange.finish(SEND_TIMEOUT).await {
-        Ok(true)
-            if exchange
-                .head
-                .as_ref()
-                .is_some_and(|head| head.status == 200) =>
-        {
-            exchange.body
+    let finished = exchange.finish(SEND_TIMEOUT).await;
+    let status = exchange.head.as_ref().map_or(0, |head| head.status);
+    match finished {
+        Ok(true) if status == 200 && exchange.body == b"OK" => Answer::Ok,
+        Ok(true) if status == 200 => {
+            Answer::Other(String::from_utf8_lossy(&exchange.body).into_owned())
         }
-        _ => Vec::new(),
+        Ok(true) => Answer::Other(format!("status {status} via {}", upstream(&exchange))),
+        _ => Answer::Other(format!("no whole answer in {SEND_TIMEOUT:?}")),
     }
 }
