@@ -47,6 +47,13 @@ pub struct Config {
     #[arg(long, env = "CHAT_WATCH_INTERVAL_MS", default_value_t = 200)]
     pub watch_interval_ms: u64,
 
+    /// What wakes the watcher for rows written by anyone else: `binlog` follows the database's
+    /// binary log (ROW format, REPLICATION SLAVE and REPLICATION CLIENT) and ticks only when a row
+    /// is written, refusing to start when the database does not allow it; `watcher` ticks every
+    /// `--watch-interval-ms`; `auto` is `binlog` when the database allows it, else `watcher`.
+    #[arg(long, env = "CHAT_PUSH", value_enum, default_value = "auto")]
+    pub push: Push,
+
     /// How long (ms) an id missing below newer rows is awaited before it is taken as rolled back.
     /// Auto-increment ids become visible at commit, not in id order.
     #[arg(long, env = "CHAT_LATE_COMMIT_GRACE_MS", default_value_t = 30_000)]
@@ -151,6 +158,17 @@ impl std::fmt::Debug for Secret {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter.write_str("Secret(..)")
     }
+}
+
+/// What wakes the watcher ([`Config::push`]).
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Push {
+    /// The binary log when the database allows it, else the timer.
+    Auto,
+    /// The binary log, required.
+    Binlog,
+    /// The timer only.
+    Watcher,
 }
 
 /// How log lines are written.

@@ -20,6 +20,7 @@
 //! - `group_commit`: sends that arrive together written in one transaction.
 //! - `inbox`: the unread index, so a claim is a primary-key lookup on the operator's table.
 //! - `watcher`: one background task that keeps the index in step and wakes recipients.
+//! - `binlog`: follows the database's binary log and nudges the watcher when a row is written.
 //! - `limits`: ceilings on parked polls per client address and per username.
 //! - `shutdown`: the signal long-running handlers select on.
 //! - `hardening`: the opt-in hardened mode (agent password, signed identities, inert messages).
@@ -33,6 +34,7 @@
 //! `chat-compat`, in `compat/`.
 
 mod batching;
+mod binlog;
 mod check;
 mod config;
 mod dburl;
@@ -63,7 +65,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 pub use check::check;
-pub use config::{Config, LogFormat};
+pub use config::{Config, LogFormat, Push};
 pub use error::Error;
 pub use hub::Hub;
 
@@ -99,6 +101,16 @@ pub async fn run_with_hub(
     // Health answers from the first probe on; a database that is down does not stop the start.
     store.probed().await;
     let inbox = Arc::new(inbox::Inbox::default());
+    let meters = Arc::new(metrics::Metrics::new());
+    let feed = binlog::Feed::new(meters.push_binlog());
+    let follower = binlog::Follower::new(
+        store.clone(),
+        Arc::clone(&hub),
+        Arc::clone(&feed),
+        config.db_timeout(),
+    )
+    .start(config.push, stop.clone())
+    .await?;
     let watcher = watcher::Watcher {
         store: store.clone(),
         hub: Arc::clone(&hub),
@@ -108,9 +120,10 @@ pub async fn run_with_hub(
             grace: config.late_commit_grace(),
             rescan: config.rescan_interval(),
         },
+        feed,
+        meters: Arc::clone(&meters),
     };
     let watcher = tokio::spawn(watcher.run(stop.clone()));
-    let meters = Arc::new(metrics::Metrics::new());
     let mailbox = delivery::Mailbox::new(store.clone(), hub, inbox, stop.clone(), meters);
     let grace = config.shutdown_grace();
     let limits = limits::ParkLimits::new(config.max_polls_per_address, config.max_polls_per_user);
@@ -128,6 +141,12 @@ pub async fn run_with_hub(
         // The watcher only ends early by panicking (or being cancelled); its waiters then rely
         // on this instance's own notifications, so say so instead of ending quietly.
         tracing::error!(%err, "the watcher task failed");
+    }
+    if let Some(Err(err)) = match follower {
+        Some(follower) => Some(follower.await),
+        None => None,
+    } {
+        tracing::error!(%err, "the binlog follower task failed");
     }
     if let Err(err) = monitor.await {
         tracing::error!(%err, "the database monitor task failed");

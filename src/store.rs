@@ -239,6 +239,11 @@ impl Store {
         self.nodes.switches()
     }
 
+    /// The node in use (`host:port`) and how to reach it on a connection of one's own.
+    pub fn current_node(&self) -> (String, mysql_async::Opts) {
+        self.nodes.current_opts()
+    }
+
     /// The pool's own counters (connections open, in use) for the node in use, for the metrics.
     pub fn pool_metrics(&self) -> Arc<mysql_async::Metrics> {
         self.current().pool.metrics()

@@ -18,8 +18,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::binlog::Feed;
 use crate::hub::Hub;
 use crate::inbox::Inbox;
+use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
 use crate::store::{RecentRow, Store};
 
@@ -78,6 +80,11 @@ impl Progress {
     /// The highest id seen.
     pub fn high(&self) -> u64 {
         self.high
+    }
+
+    /// Whether ids below the highest are still awaited (they need lookups on the interval).
+    pub fn has_holes(&self) -> bool {
+        !self.holes.is_empty()
     }
 
     /// How many holes are awaited.
@@ -156,6 +163,18 @@ pub struct Watcher {
     pub inbox: Arc<Inbox>,
     /// Its pace.
     pub pace: Pace,
+    /// Nudges from the binlog, and whether they can be relied on instead of the timer.
+    pub feed: Arc<Feed>,
+    /// Where its ticks and queries are counted.
+    pub meters: Arc<Metrics>,
+}
+
+/// Sleeps for `pause`, or forever for `None`.
+async fn sleep_or_never(pause: Option<Duration>) {
+    match pause {
+        Some(pause) => tokio::time::sleep(pause).await,
+        None => std::future::pending().await,
+    }
 }
 
 impl Watcher {
@@ -165,9 +184,24 @@ impl Watcher {
         let mut pause = Duration::ZERO;
         let mut healthy = true;
         let mut switches = self.store.switches();
+        let mut live = self.feed.watch_live();
         loop {
+            let pushed = *live.borrow_and_update()
+                && healthy
+                && state.as_ref().is_some_and(|(progress, _)| !progress.has_holes());
+            let timer = match (pushed, &state) {
+                // The binlog says when rows come; only the rescan keeps a clock.
+                (true, Some((_, rescanned))) => self.pace.rescan.map(|every| {
+                    every.saturating_sub(rescanned.elapsed())
+                }),
+                _ => Some(pause),
+            };
             tokio::select! {
-                () = tokio::time::sleep(pause) => {}
+                () = sleep_or_never(timer) => {}
+                () = self.feed.nudged() => {}
+                // Going live or losing the stream: one tick either way reads what was written
+                // while neither the stream nor the timer was looking.
+                _ = live.changed() => {}
                 () = shutdown.wait() => return,
             }
             let result = match state.as_mut() {
@@ -215,15 +249,18 @@ impl Watcher {
 
     /// The one full scan: every unread row into the index, and the end of the table as the mark.
     async fn start(&self) -> Result<Progress, crate::Error> {
+        self.meters.watcher_query();
         if let Err(err) = self.store.detect_engine().await {
             tracing::warn!(%err, "could not read the table's engine; assuming InnoDB");
         }
+        self.meters.watcher_query();
         let high = self
             .store
             .rows_after(u64::MAX, 1)
             .await?
             .last()
             .map_or(0, |newest| newest.mid);
+        self.meters.watcher_query();
         let recent = self
             .store
             .rows_after(high.saturating_sub(STARTUP_WINDOW), STARTUP_WINDOW + 1)
@@ -248,7 +285,9 @@ impl Watcher {
         progress: &mut Progress,
         rescanned: &mut Instant,
     ) -> Result<(), crate::Error> {
+        self.meters.watcher_tick();
         loop {
+            self.meters.watcher_query();
             let rows = self.store.rows_after(progress.high(), PAGE).await?;
             if let Some(newest) = rows.last().filter(|newest| newest.mid < progress.high()) {
                 // The newest id is below the mark: the table was emptied or recreated
@@ -271,6 +310,7 @@ impl Watcher {
         }
         let due = progress.holes_due(Instant::now(), self.pace.grace, self.pace.interval);
         if !due.is_empty() {
+            self.meters.watcher_query();
             let found = self.store.rows_among(&due).await?;
             self.take_in(progress, &found);
         }
@@ -295,6 +335,7 @@ impl Watcher {
     /// Replaces the index with a scan of the unread rows, waking whoever gained one.
     async fn rescan(&self) -> Result<(), crate::Error> {
         self.inbox.begin_rescan();
+        self.meters.watcher_query();
         match self.store.unread().await {
             Ok(rows) => {
                 for recipient in self.inbox.finish_rescan(rows) {

@@ -1,0 +1,350 @@
+//! Push from the binary log: a follower task that reads the database's binlog as a replica
+//! would and nudges the watcher the moment a row is written into `msg`, so rows from other
+//! writers wake their recipients within milliseconds and an idle instance runs no polling query.
+//!
+//! The binlog only replaces the watcher's timer, not its reading: the watcher still reads new
+//! rows by primary key, keeps its holes and the unread index ([`crate::watcher`]). That keeps
+//! one source of truth for what is unread, and a missed or late event costs latency, never a
+//! message: whenever the follower is not live (not started yet, connection lost, node switched,
+//! binlog purged) the watcher ticks on its interval, and it ticks once each time the follower
+//! goes live or stops being live, so rows written in between are read.
+//!
+//! Only inserts nudge (write-rows events). A claim is an UPDATE, so nudging on updates would
+//! cost a tick per delivery; rows set unread again by hand are left to the rescan, as before.
+//!
+//! The follower has its own connection, outside the pool (a replication stream never returns
+//! to a pool), to the node the store uses; it starts at the binlog's current end (`SHOW MASTER
+//! STATUS`) under a random server id (MariaDB ends the older of two dumps with one id) and asks
+//! for a heartbeat, so a stream that went silent is noticed and replaced.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use mysql_async::binlog::events::{Event, EventData, RowsEventData};
+use mysql_async::prelude::Queryable;
+use mysql_async::{BinlogStream, BinlogStreamRequest, Conn, Row};
+use prometheus_client::metrics::gauge::Gauge;
+use tokio::sync::{watch, Notify};
+
+use crate::config::Push;
+use crate::hub::Hub;
+use crate::shutdown::Shutdown;
+use crate::store::Store;
+
+/// The table whose inserts nudge.
+const TABLE: &[u8] = b"msg";
+/// What the follower needs of the database before it can follow.
+const SETTINGS: &str = "SELECT @@log_bin, @@binlog_format";
+/// The binlog's current end (MariaDB 10.x, MySQL before 8.4).
+const MASTER_STATUS: &str = "SHOW MASTER STATUS";
+/// The same where `SHOW MASTER STATUS` is gone (MariaDB 11.x also accepts this name).
+const BINLOG_STATUS: &str = "SHOW BINARY LOG STATUS";
+/// How often the server sends a heartbeat while it has nothing to send (MariaDB reads this user
+/// variable, in nanoseconds, when the dump starts).
+const HEARTBEAT: Duration = Duration::from_secs(1);
+/// Silence after which the stream is taken for dead: a few heartbeats missed.
+const SILENCE: Duration = Duration::from_secs(4);
+/// First pause before following again after the stream ended.
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+/// Longest pause between attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// ER_PARSE_ERROR: the server does not know this statement (`SHOW MASTER STATUS` on MySQL 8.4).
+const PARSE_ERROR: u16 = 1064;
+
+/// Why the binlog cannot be followed, or stopped being followed.
+#[derive(Debug)]
+pub enum Error {
+    /// The database does not allow it (log_bin off, not ROW, missing privilege): no retry soon
+    /// will change that.
+    Refused(String),
+    /// The connection failed or broke.
+    Db(mysql_async::Error),
+    /// Connecting or starting the stream took longer than `--db-timeout-ms`.
+    Timeout,
+    /// Neither an event nor a heartbeat came for [`SILENCE`].
+    Silent,
+    /// The server ended the stream.
+    Ended,
+    /// The store moved to another node; the stream follows the old one.
+    NodeSwitched,
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Refused(why) => f.write_str(why),
+            Error::Db(err) => write!(f, "database: {err}"),
+            Error::Timeout => f.write_str("the database did not answer in time"),
+            Error::Silent => write!(f, "no event or heartbeat for {} s", SILENCE.as_secs()),
+            Error::Ended => f.write_str("the server ended the stream"),
+            Error::NodeSwitched => f.write_str("the database node changed"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Db(err) => Some(err),
+            _ => None,
+        }
+    }
+}
+
+impl From<mysql_async::Error> for Error {
+    fn from(err: mysql_async::Error) -> Self {
+        Error::Db(err)
+    }
+}
+
+/// What passes from the follower to the watcher: nudges, and whether nudges can be relied on.
+#[derive(Debug)]
+pub struct Feed {
+    nudge: Notify,
+    live: watch::Sender<bool>,
+    gauge: Gauge,
+}
+
+impl Feed {
+    /// A feed that is not live; `gauge` mirrors whether it is.
+    pub fn new(gauge: Gauge) -> Arc<Feed> {
+        Arc::new(Feed {
+            nudge: Notify::new(),
+            live: watch::Sender::new(false),
+            gauge,
+        })
+    }
+
+    /// Asks the watcher for a tick. Nudges while it is busy coalesce into one more tick (a
+    /// stored permit), which is what a row committed during a tick needs.
+    pub fn nudge(&self) {
+        self.nudge.notify_one();
+    }
+
+    /// Resolves at the next nudge.
+    pub async fn nudged(&self) {
+        self.nudge.notified().await;
+    }
+
+    /// Subscribes to whether the feed is live.
+    pub fn watch_live(&self) -> watch::Receiver<bool> {
+        self.live.subscribe()
+    }
+
+    fn set_live(&self, live: bool) {
+        self.gauge.set(i64::from(live));
+        self.live.send_if_modified(|was| std::mem::replace(was, live) != live);
+    }
+}
+
+/// A stream that has delivered its first event, on node `node`.
+pub struct Session {
+    stream: BinlogStream,
+    node: String,
+    /// The store's node switches when the stream was opened.
+    switches: u64,
+}
+
+/// Follows the binlog of the store's node and nudges the watcher.
+#[derive(Clone)]
+pub struct Follower {
+    store: Store,
+    hub: Arc<Hub>,
+    feed: Arc<Feed>,
+    /// The database whose `msg` is ours (other databases on the server have theirs).
+    database: Vec<u8>,
+    timeout: Duration,
+}
+
+impl Follower {
+    /// A follower for `store`'s database; nothing connects yet.
+    pub fn new(store: Store, hub: Arc<Hub>, feed: Arc<Feed>, timeout: Duration) -> Follower {
+        let (_, opts) = store.current_node();
+        let database = opts.db_name().unwrap_or_default();
+        Follower {
+            store,
+            hub,
+            feed,
+            database: database.as_bytes().to_vec(),
+            timeout,
+        }
+    }
+
+    /// Decides the mode at start-up and logs it in one line; spawns the follower when it is
+    /// binlog. `--push binlog` on a database that answers but does not allow it is an error (the
+    /// operator asked for push and would silently get polling); a database that does not
+    /// answer yet does not stop the start, as elsewhere: the follower keeps trying.
+    pub async fn start(
+        self,
+        push: Push,
+        shutdown: Shutdown,
+    ) -> Result<Option<tokio::task::JoinHandle<()>>, crate::Error> {
+        if push == Push::Watcher {
+            tracing::info!("push: watcher (--push watcher)");
+            return Ok(None);
+        }
+        let first = match self.open().await {
+            Ok(session) => {
+                tracing::info!("push: binlog (ROW) on node {}", session.node);
+                Some(session)
+            }
+            Err(Error::Refused(why)) if push == Push::Auto => {
+                tracing::info!("push: watcher ({why})");
+                return Ok(None);
+            }
+            Err(Error::Refused(why)) => {
+                return Err(crate::Error::Config(format!("--push binlog: {why}")));
+            }
+            Err(err) => {
+                tracing::warn!(%err, "push: binlog not reachable yet; the watcher ticks on its interval until it is");
+                None
+            }
+        };
+        Ok(Some(tokio::spawn(self.run(first, shutdown))))
+    }
+
+    /// Follows until shutdown, reconnecting with backoff; the feed is live only while a stream is.
+    async fn run(self, mut session: Option<Session>, shutdown: Shutdown) {
+        let mut backoff = MIN_BACKOFF;
+        loop {
+            let opened = match session.take() {
+                Some(session) => Ok(session),
+                None => self.open().await,
+            };
+            let ended = match opened {
+                Ok(session) => {
+                    if backoff > MIN_BACKOFF {
+                        tracing::info!("push: binlog (ROW) on node {} again", session.node);
+                    }
+                    backoff = MIN_BACKOFF;
+                    self.feed.set_live(true);
+                    let ended = tokio::select! {
+                        ended = self.follow(session) => ended,
+                        () = shutdown.wait() => return self.feed.set_live(false),
+                    };
+                    self.feed.set_live(false);
+                    ended
+                }
+                Err(err) => err,
+            };
+            // One warning per outage; the retries that follow are debug lines.
+            if backoff == MIN_BACKOFF {
+                tracing::warn!(err = %ended, "push: binlog not followed; the watcher ticks on its interval meanwhile");
+            } else {
+                tracing::debug!(err = %ended, "push: binlog still not followed");
+            }
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {}
+                () = shutdown.wait() => return,
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// Connects to the node in use, checks it allows following, and starts at the binlog's end,
+    /// all within `--db-timeout-ms`.
+    async fn open(&self) -> Result<Session, Error> {
+        tokio::time::timeout(self.timeout, self.open_unbounded())
+            .await
+            .map_err(|_| Error::Timeout)?
+    }
+
+    async fn open_unbounded(&self) -> Result<Session, Error> {
+        let switches = self.store.switches();
+        let (node, opts) = self.store.current_node();
+        let mut conn = Conn::new(opts).await?;
+        let (file, position) = end_of_binlog(&mut conn).await?;
+        conn.query_drop(format!(
+            "SET @master_heartbeat_period = {}",
+            HEARTBEAT.as_nanos()
+        ))
+        .await?;
+        // Far from the ids replicas are given by hand, and random: two instances (or an old
+        // stream not yet ended) never share one.
+        let server_id = fastrand::u32(1 << 24..u32::MAX);
+        let request = BinlogStreamRequest::new(server_id)
+            .with_filename(&file)
+            .with_pos(position);
+        let mut stream = conn.get_binlog_stream(request).await.map_err(refusal)?;
+        // The server answers a dump it refuses with an error as its first packet; the first
+        // event (a rotate to our file) says it is streaming.
+        match stream.next().await {
+            None => return Err(Error::Ended),
+            Some(Err(err)) => return Err(refusal(err)),
+            Some(Ok(_)) => {}
+        }
+        Ok(Session {
+            stream,
+            node,
+            switches,
+        })
+    }
+
+    /// Reads events until the stream fails; nudges the watcher for each write into our `msg`.
+    async fn follow(&self, mut session: Session) -> Error {
+        loop {
+            let event = match tokio::time::timeout(SILENCE, session.stream.next()).await {
+                Err(_) => return Error::Silent,
+                Ok(None) => return Error::Ended,
+                Ok(Some(Err(err))) => return Error::Db(err),
+                Ok(Some(Ok(event))) => event,
+            };
+            if self.store.switches() != session.switches {
+                return Error::NodeSwitched;
+            }
+            // The table is known current up to this event: the watcher's lag stays honest while
+            // it runs no query.
+            self.hub.mark_pass();
+            if self.writes_our_table(&session.stream, &event) {
+                self.feed.nudge();
+            }
+        }
+    }
+
+    fn writes_our_table(&self, stream: &BinlogStream, event: &Event) -> bool {
+        let table_id = match event.read_data() {
+            Ok(Some(EventData::RowsEvent(
+                rows @ (RowsEventData::WriteRowsEvent(_) | RowsEventData::WriteRowsEventV1(_)),
+            ))) => rows.table_id(),
+            _ => return false,
+        };
+        stream.get_tme(table_id).is_some_and(|table| {
+            table.table_name_raw() == TABLE && table.database_name_raw() == self.database
+        })
+    }
+}
+
+/// The binlog's current file and position, or why it cannot be followed.
+async fn end_of_binlog(conn: &mut Conn) -> Result<(Vec<u8>, u64), Error> {
+    let settings: Option<(Option<u64>, Option<String>)> = conn.query_first(SETTINGS).await?;
+    let (log_bin, format) = settings.unwrap_or_default();
+    if log_bin != Some(1) {
+        return Err(Error::Refused("log_bin is off".into()));
+    }
+    let format = format.unwrap_or_default();
+    if !format.eq_ignore_ascii_case("ROW") {
+        return Err(Error::Refused(format!("binlog_format is {format}, not ROW")));
+    }
+    let status: Option<Row> = match conn.query_first(MASTER_STATUS).await {
+        Err(mysql_async::Error::Server(err)) if err.code == PARSE_ERROR => {
+            conn.query_first(BINLOG_STATUS).await.map_err(refusal)?
+        }
+        other => other.map_err(refusal)?,
+    };
+    status
+        .and_then(|row| Some((row.get::<Vec<u8>, _>(0)?, row.get::<u64, _>(1)?)))
+        .ok_or_else(|| Error::Refused("the server reports no binlog position".into()))
+}
+
+/// A server's answer to a binlog request is "not allowed" (a missing privilege, a purged log);
+/// anything else (a broken connection) may pass.
+fn refusal(err: mysql_async::Error) -> Error {
+    match err {
+        mysql_async::Error::Server(err) => Error::Refused(format!(
+            "not allowed to read the binlog ({} {}): grant REPLICATION SLAVE and REPLICATION CLIENT",
+            err.code, err.message
+        )),
+        other => Error::Db(other),
+    }
+}
