@@ -17,13 +17,15 @@
 //! STATUS`) under a random server id (MariaDB ends the older of two dumps with one id) and asks
 //! for a heartbeat, so a stream that went silent is noticed and replaced.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use mysql_async::binlog::events::{Event, EventData, RowsEventData};
+use mysql_async::binlog::value::BinlogValue;
 use mysql_async::prelude::Queryable;
-use mysql_async::{BinlogStream, BinlogStreamRequest, Conn, Row};
+use mysql_async::{BinlogStream, BinlogStreamRequest, Conn, Row, Value};
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::{watch, Notify};
 
@@ -36,6 +38,8 @@ use crate::store::Store;
 const TABLE: &[u8] = b"msg";
 /// What the follower needs of the database before it can follow.
 const SETTINGS: &str = "SELECT @@log_bin, @@binlog_format";
+/// Where `mid` is among `msg`'s columns: row events carry values by position, not by name.
+const MID_COLUMN: &str = "SELECT ORDINAL_POSITION FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = 'msg' AND COLUMN_NAME = 'mid'";
 /// The binlog's current end (MariaDB 10.x, MySQL before 8.4).
 const MASTER_STATUS: &str = "SHOW MASTER STATUS";
 /// The same where `SHOW MASTER STATUS` is gone (MariaDB 11.x also accepts this name).
@@ -102,6 +106,10 @@ impl From<mysql_async::Error> for Error {
 #[derive(Debug)]
 pub struct Feed {
     nudge: Notify,
+    /// The highest id the binlog showed written. The binlog is written before the engine
+    /// commits (two-phase commit), so a tick may run before the row is visible: the watcher
+    /// looks again, soon, until it has read up to here.
+    expected: AtomicU64,
     live: watch::Sender<bool>,
     gauge: Gauge,
 }
@@ -111,6 +119,7 @@ impl Feed {
     pub fn new(gauge: Gauge) -> Arc<Feed> {
         Arc::new(Feed {
             nudge: Notify::new(),
+            expected: AtomicU64::new(0),
             live: watch::Sender::new(false),
             gauge,
         })
@@ -120,6 +129,26 @@ impl Feed {
     /// stored permit), which is what a row committed during a tick needs.
     pub fn nudge(&self) {
         self.nudge.notify_one();
+    }
+
+    /// A nudge for rows up to id `mid` (0 when the ids could not be read from the event).
+    pub fn nudge_for(&self, mid: u64) {
+        self.expected.fetch_max(mid, Ordering::SeqCst);
+        self.nudge();
+    }
+
+    /// The highest id the binlog showed written.
+    pub fn expected(&self) -> u64 {
+        self.expected.load(Ordering::SeqCst)
+    }
+
+    /// Gives up waiting for ids above `high` that were `expected` (deleted before they were
+    /// read, or the table was emptied): they stop making the watcher look again. A newer
+    /// nudge is kept.
+    pub fn settle(&self, expected: u64, high: u64) {
+        let _ = self
+            .expected
+            .compare_exchange(expected, high, Ordering::SeqCst, Ordering::SeqCst);
     }
 
     /// Resolves at the next nudge.
@@ -134,7 +163,8 @@ impl Feed {
 
     fn set_live(&self, live: bool) {
         self.gauge.set(i64::from(live));
-        self.live.send_if_modified(|was| std::mem::replace(was, live) != live);
+        self.live
+            .send_if_modified(|was| std::mem::replace(was, live) != live);
     }
 }
 
@@ -144,6 +174,8 @@ pub struct Session {
     node: String,
     /// The store's node switches when the stream was opened.
     switches: u64,
+    /// Where `mid` is among the table's columns, if the table was found.
+    mid_column: Option<usize>,
 }
 
 /// Follows the binlog of the store's node and nudges the watcher.
@@ -171,37 +203,36 @@ impl Follower {
         }
     }
 
-    /// Decides the mode at start-up and logs it in one line; spawns the follower when it is
-    /// binlog. `--push binlog` on a database that answers but does not allow it is an error (the
-    /// operator asked for push and would silently get polling); a database that does not
-    /// answer yet does not stop the start, as elsewhere: the follower keeps trying.
-    pub async fn start(
-        self,
-        push: Push,
-        shutdown: Shutdown,
-    ) -> Result<Option<tokio::task::JoinHandle<()>>, crate::Error> {
+    /// Decides the mode at start-up and logs it in one line: `None` for the watcher's timer,
+    /// else the first stream (or none yet) for [`Follower::spawn`]. `--push binlog` on a database
+    /// that answers but does not allow it is an error (the operator asked for push and would
+    /// silently get polling); a database that does not answer yet does not stop the start, as
+    /// elsewhere: the follower keeps trying.
+    pub async fn decide(&self, push: Push) -> Result<Option<Option<Session>>, crate::Error> {
         if push == Push::Watcher {
             tracing::info!("push: watcher (--push watcher)");
             return Ok(None);
         }
-        let first = match self.open().await {
+        match self.open().await {
             Ok(session) => {
                 tracing::info!("push: binlog (ROW) on node {}", session.node);
-                Some(session)
+                Ok(Some(Some(session)))
             }
             Err(Error::Refused(why)) if push == Push::Auto => {
                 tracing::info!("push: watcher ({why})");
-                return Ok(None);
+                Ok(None)
             }
-            Err(Error::Refused(why)) => {
-                return Err(crate::Error::Config(format!("--push binlog: {why}")));
-            }
+            Err(Error::Refused(why)) => Err(crate::Error::Config(format!("--push binlog: {why}"))),
             Err(err) => {
                 tracing::warn!(%err, "push: binlog not reachable yet; the watcher ticks on its interval until it is");
-                None
+                Ok(Some(None))
             }
-        };
-        Ok(Some(tokio::spawn(self.run(first, shutdown))))
+        }
+    }
+
+    /// Follows from `first` (or a new stream) until shutdown.
+    pub fn spawn(self, first: Option<Session>, shutdown: Shutdown) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(self.run(first, shutdown))
     }
 
     /// Follows until shutdown, reconnecting with backoff; the feed is live only while a stream is.
@@ -255,6 +286,12 @@ impl Follower {
         let (node, opts) = self.store.current_node();
         let mut conn = Conn::new(opts).await?;
         let (file, position) = end_of_binlog(&mut conn).await?;
+        let mid_column: Option<u64> = conn
+            .exec_first(
+                MID_COLUMN,
+                (String::from_utf8_lossy(&self.database).as_ref(),),
+            )
+            .await?;
         conn.query_drop(format!(
             "SET @master_heartbeat_period = {}",
             HEARTBEAT.as_nanos()
@@ -278,6 +315,7 @@ impl Follower {
             stream,
             node,
             switches,
+            mid_column: mid_column.and_then(|at| usize::try_from(at.checked_sub(1)?).ok()),
         })
     }
 
@@ -296,22 +334,36 @@ impl Follower {
             // The table is known current up to this event: the watcher's lag stays honest while
             // it runs no query.
             self.hub.mark_pass();
-            if self.writes_our_table(&session.stream, &event) {
-                self.feed.nudge();
+            if let Some(mid) = self.written(&session, &event) {
+                self.feed.nudge_for(mid);
             }
         }
     }
 
-    fn writes_our_table(&self, stream: &BinlogStream, event: &Event) -> bool {
-        let table_id = match event.read_data() {
-            Ok(Some(EventData::RowsEvent(
-                rows @ (RowsEventData::WriteRowsEvent(_) | RowsEventData::WriteRowsEventV1(_)),
-            ))) => rows.table_id(),
-            _ => return false,
+    /// For a write into our `msg`: the highest id written (0 if unreadable); else `None`.
+    fn written(&self, session: &Session, event: &Event) -> Option<u64> {
+        let Ok(Some(EventData::RowsEvent(
+            rows @ (RowsEventData::WriteRowsEvent(_) | RowsEventData::WriteRowsEventV1(_)),
+        ))) = event.read_data()
+        else {
+            return None;
         };
-        stream.get_tme(table_id).is_some_and(|table| {
-            table.table_name_raw() == TABLE && table.database_name_raw() == self.database
-        })
+        let table = session.stream.get_tme(rows.table_id())?;
+        if table.table_name_raw() != TABLE || table.database_name_raw() != self.database {
+            return None;
+        }
+        let highest = session.mid_column.map_or(0, |column| {
+            rows.rows(table)
+                .filter_map(|row| match row.ok()?.1?.as_ref(column)? {
+                    BinlogValue::Value(Value::Int(mid)) => u64::try_from(*mid).ok(),
+                    BinlogValue::Value(Value::UInt(mid)) => Some(*mid),
+                    _ => None,
+                })
+                .max()
+                .unwrap_or(0)
+        });
+        tracing::trace!(mid = highest, "binlog: rows written into msg");
+        Some(highest)
     }
 }
 
@@ -324,7 +376,9 @@ async fn end_of_binlog(conn: &mut Conn) -> Result<(Vec<u8>, u64), Error> {
     }
     let format = format.unwrap_or_default();
     if !format.eq_ignore_ascii_case("ROW") {
-        return Err(Error::Refused(format!("binlog_format is {format}, not ROW")));
+        return Err(Error::Refused(format!(
+            "binlog_format is {format}, not ROW"
+        )));
     }
     let status: Option<Row> = match conn.query_first(MASTER_STATUS).await {
         Err(mysql_async::Error::Server(err)) if err.code == PARSE_ERROR => {

@@ -92,6 +92,16 @@ pub async fn run_with_hub(
         config.db_pool_max,
         config.db_timeout(),
     )?;
+    let meters = Arc::new(metrics::Metrics::new());
+    let feed = binlog::Feed::new(meters.push_binlog());
+    let pusher = binlog::Follower::new(
+        store.clone(),
+        Arc::clone(&hub),
+        Arc::clone(&feed),
+        config.db_timeout(),
+    );
+    // Before any task is spawned: `--push binlog` on a database that refuses it stops here.
+    let follower = pusher.decide(config.push).await?;
     let (trigger, stop) = shutdown::channel();
     tokio::spawn(async move {
         shutdown.await;
@@ -101,16 +111,7 @@ pub async fn run_with_hub(
     // Health answers from the first probe on; a database that is down does not stop the start.
     store.probed().await;
     let inbox = Arc::new(inbox::Inbox::default());
-    let meters = Arc::new(metrics::Metrics::new());
-    let feed = binlog::Feed::new(meters.push_binlog());
-    let follower = binlog::Follower::new(
-        store.clone(),
-        Arc::clone(&hub),
-        Arc::clone(&feed),
-        config.db_timeout(),
-    )
-    .start(config.push, stop.clone())
-    .await?;
+    let follower = follower.map(|first| pusher.spawn(first, stop.clone()));
     let watcher = watcher::Watcher {
         store: store.clone(),
         hub: Arc::clone(&hub),

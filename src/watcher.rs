@@ -33,6 +33,8 @@ const MAX_HOLES: usize = 20_000;
 const HOLE_LOOKUPS_PER_TICK: usize = 2_000;
 /// Ids just below the newest row at start-up that are checked for late commits.
 const STARTUP_WINDOW: u64 = 1_000;
+/// First pause before looking again for rows the binlog showed but the table did not yet.
+const MIN_LOOK_AGAIN: Duration = Duration::from_millis(1);
 /// Longest pause between attempts while MySQL is unreachable.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -185,15 +187,36 @@ impl Watcher {
         let mut healthy = true;
         let mut switches = self.store.switches();
         let mut live = self.feed.watch_live();
+        let mut soon = MIN_LOOK_AGAIN;
         loop {
+            let expected = self.feed.expected();
+            let behind = state
+                .as_ref()
+                .is_some_and(|(progress, _)| expected > progress.high());
+            if !behind {
+                soon = MIN_LOOK_AGAIN;
+            }
             let pushed = *live.borrow_and_update()
                 && healthy
-                && state.as_ref().is_some_and(|(progress, _)| !progress.has_holes());
+                && state
+                    .as_ref()
+                    .is_some_and(|(progress, _)| !progress.has_holes());
             let timer = match (pushed, &state) {
+                // Written to the binlog, not yet visible: look again soon, then less soon; past
+                // the interval the rows were deleted or the table emptied: stop expecting them.
+                (true, Some((progress, _))) if behind => {
+                    if soon >= self.pace.interval {
+                        self.feed.settle(expected, progress.high());
+                    }
+                    let wait = soon;
+                    soon = (soon * 2).min(self.pace.interval);
+                    Some(wait)
+                }
                 // The binlog says when rows come; only the rescan keeps a clock.
-                (true, Some((_, rescanned))) => self.pace.rescan.map(|every| {
-                    every.saturating_sub(rescanned.elapsed())
-                }),
+                (true, Some((_, rescanned))) => self
+                    .pace
+                    .rescan
+                    .map(|every| every.saturating_sub(rescanned.elapsed())),
                 _ => Some(pause),
             };
             tokio::select! {
