@@ -168,6 +168,14 @@ impl Feed {
     }
 }
 
+/// Where the follower starts once the mode is binlog.
+pub enum Start {
+    /// With the stream opened while deciding.
+    Streaming(Box<Session>),
+    /// The database did not answer yet: with connecting.
+    Connecting,
+}
+
 /// A stream that has delivered its first event, on node `node`.
 pub struct Session {
     stream: BinlogStream,
@@ -204,11 +212,11 @@ impl Follower {
     }
 
     /// Decides the mode at start-up and logs it in one line: `None` for the watcher's timer,
-    /// else the first stream (or none yet) for [`Follower::spawn`]. `--push binlog` on a database
+    /// else where [`Follower::spawn`] starts. `--push binlog` on a database
     /// that answers but does not allow it is an error (the operator asked for push and would
     /// silently get polling); a database that does not answer yet does not stop the start, as
     /// elsewhere: the follower keeps trying.
-    pub async fn decide(&self, push: Push) -> Result<Option<Option<Session>>, crate::Error> {
+    pub async fn decide(&self, push: Push) -> Result<Option<Start>, crate::Error> {
         if push == Push::Watcher {
             tracing::info!("push: watcher (--push watcher)");
             return Ok(None);
@@ -216,7 +224,7 @@ impl Follower {
         match self.open().await {
             Ok(session) => {
                 tracing::info!("push: binlog (ROW) on node {}", session.node);
-                Ok(Some(Some(session)))
+                Ok(Some(Start::Streaming(Box::new(session))))
             }
             Err(Error::Refused(why)) if push == Push::Auto => {
                 tracing::info!("push: watcher ({why})");
@@ -225,13 +233,17 @@ impl Follower {
             Err(Error::Refused(why)) => Err(crate::Error::Config(format!("--push binlog: {why}"))),
             Err(err) => {
                 tracing::warn!(%err, "push: binlog not reachable yet; the watcher ticks on its interval until it is");
-                Ok(Some(None))
+                Ok(Some(Start::Connecting))
             }
         }
     }
 
-    /// Follows from `first` (or a new stream) until shutdown.
-    pub fn spawn(self, first: Option<Session>, shutdown: Shutdown) -> tokio::task::JoinHandle<()> {
+    /// Follows from `start` until shutdown.
+    pub fn spawn(self, start: Start, shutdown: Shutdown) -> tokio::task::JoinHandle<()> {
+        let first = match start {
+            Start::Streaming(session) => Some(*session),
+            Start::Connecting => None,
+        };
         tokio::spawn(self.run(first, shutdown))
     }
 
@@ -400,5 +412,57 @@ fn refusal(err: mysql_async::Error) -> Error {
             err.code, err.message
         )),
         other => Error::Db(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn nudges_coalesce_and_remember_the_highest_id() {
+        let feed = Feed::new(Gauge::default());
+        feed.nudge_for(7);
+        feed.nudge_for(5);
+        assert_eq!(feed.expected(), 7);
+        // Both nudges came while nobody waited: one stored permit, one tick.
+        tokio::time::timeout(Duration::from_secs(1), feed.nudged())
+            .await
+            .expect("a stored nudge");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(20), feed.nudged())
+                .await
+                .is_err(),
+            "a second tick for the same nudges"
+        );
+    }
+
+    #[test]
+    fn settling_never_forgets_a_newer_nudge() {
+        let feed = Feed::new(Gauge::default());
+        feed.nudge_for(9);
+        feed.settle(9, 4);
+        assert_eq!(feed.expected(), 4);
+        feed.nudge_for(12);
+        feed.settle(9, 4);
+        assert_eq!(feed.expected(), 12, "settled from a stale value");
+    }
+
+    #[test]
+    fn live_changes_reach_the_watcher_and_the_gauge() {
+        let gauge = Gauge::default();
+        let feed = Feed::new(gauge.clone());
+        let mut live = feed.watch_live();
+        feed.set_live(true);
+        assert!(live.has_changed().expect("sender alive"));
+        assert!(*live.borrow_and_update());
+        assert_eq!(gauge.get(), 1);
+        feed.set_live(true);
+        assert!(
+            !live.has_changed().expect("sender alive"),
+            "no change, no tick"
+        );
+        feed.set_live(false);
+        assert_eq!(gauge.get(), 0);
     }
 }

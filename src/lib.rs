@@ -111,7 +111,7 @@ pub async fn run_with_hub(
     // Health answers from the first probe on; a database that is down does not stop the start.
     store.probed().await;
     let inbox = Arc::new(inbox::Inbox::default());
-    let follower = follower.map(|first| pusher.spawn(first, stop.clone()));
+    let follower = follower.map(|start| pusher.spawn(start, stop.clone()));
     let watcher = watcher::Watcher {
         store: store.clone(),
         hub: Arc::clone(&hub),
