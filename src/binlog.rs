@@ -187,7 +187,6 @@ pub struct Session {
 }
 
 /// Follows the binlog of the store's node and nudges the watcher.
-#[derive(Clone)]
 pub struct Follower {
     store: Store,
     hub: Arc<Hub>,
@@ -212,10 +211,10 @@ impl Follower {
     }
 
     /// Decides the mode at start-up and logs it in one line: `None` for the watcher's timer,
-    /// else where [`Follower::spawn`] starts. `--push binlog` on a database
-    /// that answers but does not allow it is an error (the operator asked for push and would
-    /// silently get polling); a database that does not answer yet does not stop the start, as
-    /// elsewhere: the follower keeps trying.
+    /// else where [`Follower::spawn`] starts. `--push binlog` on a database that answers but
+    /// does not allow it is an error (the operator asked for push and would silently get
+    /// polling); a database that does not answer yet does not stop the start, as elsewhere: the
+    /// follower keeps trying.
     pub async fn decide(&self, push: Push) -> Result<Option<Start>, crate::Error> {
         if push == Push::Watcher {
             tracing::info!("push: watcher (--push watcher)");
@@ -253,7 +252,10 @@ impl Follower {
         loop {
             let opened = match session.take() {
                 Some(session) => Ok(session),
-                None => self.open().await,
+                None => tokio::select! {
+                    opened = self.open() => opened,
+                    () = shutdown.wait() => return,
+                },
             };
             let ended = match opened {
                 Ok(session) => {

@@ -189,36 +189,8 @@ impl Watcher {
         let mut live = self.feed.watch_live();
         let mut soon = MIN_LOOK_AGAIN;
         loop {
-            let expected = self.feed.expected();
-            let behind = state
-                .as_ref()
-                .is_some_and(|(progress, _)| expected > progress.high());
-            if !behind {
-                soon = MIN_LOOK_AGAIN;
-            }
-            let pushed = *live.borrow_and_update()
-                && healthy
-                && state
-                    .as_ref()
-                    .is_some_and(|(progress, _)| !progress.has_holes());
-            let timer = match (pushed, &state) {
-                // Written to the binlog, not yet visible: look again soon, then less soon; past
-                // the interval the rows were deleted or the table emptied: stop expecting them.
-                (true, Some((progress, _))) if behind => {
-                    if soon >= self.pace.interval {
-                        self.feed.settle(expected, progress.high());
-                    }
-                    let wait = soon;
-                    soon = (soon * 2).min(self.pace.interval);
-                    Some(wait)
-                }
-                // The binlog says when rows come; only the rescan keeps a clock.
-                (true, Some((_, rescanned))) => self
-                    .pace
-                    .rescan
-                    .map(|every| every.saturating_sub(rescanned.elapsed())),
-                _ => Some(pause),
-            };
+            let pushed = *live.borrow_and_update() && healthy;
+            let timer = self.time_to_tick(state.as_ref(), pushed, pause, &mut soon);
             tokio::select! {
                 () = sleep_or_never(timer) => {}
                 () = self.feed.nudged() => {}
@@ -268,6 +240,41 @@ impl Watcher {
                 }
             }
         }
+    }
+
+    /// How long to wait before the next tick unless woken; `None` until woken. While the binlog
+    /// is followed (`pushed`) and no hole is awaited, only the rescan keeps a clock, and rows
+    /// the binlog showed but the table did not yet (the binlog is written before the engine
+    /// commits) are looked for again after `soon`, doubling up to the interval, where they are
+    /// given up (deleted, or the table emptied). Otherwise the interval's `pause`.
+    fn time_to_tick(
+        &self,
+        state: Option<&(Progress, Instant)>,
+        pushed: bool,
+        pause: Duration,
+        soon: &mut Duration,
+    ) -> Option<Duration> {
+        let Some((progress, rescanned)) = state.filter(|(progress, _)| !progress.has_holes())
+        else {
+            return Some(pause);
+        };
+        let expected = self.feed.expected();
+        if !pushed || expected <= progress.high() {
+            *soon = MIN_LOOK_AGAIN;
+            return match pushed {
+                true => self
+                    .pace
+                    .rescan
+                    .map(|every| every.saturating_sub(rescanned.elapsed())),
+                false => Some(pause),
+            };
+        }
+        if *soon >= self.pace.interval {
+            self.feed.settle(expected, progress.high());
+        }
+        let wait = *soon;
+        *soon = (*soon * 2).min(self.pace.interval);
+        Some(wait)
     }
 
     /// The one full scan: every unread row into the index, and the end of the table as the mark.
