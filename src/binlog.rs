@@ -9,8 +9,10 @@
 //! binlog purged) the watcher ticks on its interval, and it ticks once each time the follower
 //! goes live or stops being live, so rows written in between are read.
 //!
-//! Only inserts nudge (write-rows events). A claim is an UPDATE, so nudging on updates would
-//! cost a tick per delivery; rows set unread again by hand are left to the rescan, as before.
+//! Only other writers' inserts nudge (write-rows events). A claim is an UPDATE, so nudging on
+//! updates would cost a tick per delivery; rows set unread again by hand are left to the rescan,
+//! as before. This instance's own inserts are already indexed and woken, so they are recognised
+//! by id ([`crate::own_writes`]) and cost nothing either.
 //!
 //! The follower has its own connection, outside the pool (a replication stream never returns
 //! to a pool), to the node the store uses; it starts at the binlog's current end (`SHOW MASTER
@@ -23,6 +25,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use mysql_async::binlog::events::{Event, EventData, RowsEventData};
+use mysql_async::binlog::row::BinlogRow;
 use mysql_async::binlog::value::BinlogValue;
 use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStream, BinlogStreamRequest, Conn, Row, Value};
@@ -31,6 +34,7 @@ use tokio::sync::{watch, Notify};
 
 use crate::config::Push;
 use crate::hub::Hub;
+use crate::own_writes::OwnWrites;
 use crate::shutdown::Shutdown;
 use crate::store::Store;
 
@@ -191,6 +195,8 @@ pub struct Follower {
     store: Store,
     hub: Arc<Hub>,
     feed: Arc<Feed>,
+    /// Rows this instance wrote, which need no nudge.
+    own: Arc<OwnWrites>,
     /// The database whose `msg` is ours (other databases on the server have theirs).
     database: Vec<u8>,
     timeout: Duration,
@@ -202,6 +208,7 @@ impl Follower {
         let (_, opts) = store.current_node();
         let database = opts.db_name().unwrap_or_default();
         Follower {
+            own: store.own_writes(),
             store,
             hub,
             feed,
@@ -354,7 +361,8 @@ impl Follower {
         }
     }
 
-    /// For a write into our `msg`: the highest id written (0 if unreadable); else `None`.
+    /// For a write into our `msg` by another writer: the highest id it wrote (0 if unreadable);
+    /// `None` for anything else, this instance's own rows included (already indexed and woken).
     fn written(&self, session: &Session, event: &Event) -> Option<u64> {
         let Ok(Some(EventData::RowsEvent(
             rows @ (RowsEventData::WriteRowsEvent(_) | RowsEventData::WriteRowsEventV1(_)),
@@ -366,18 +374,31 @@ impl Follower {
         if table.table_name_raw() != TABLE || table.database_name_raw() != self.database {
             return None;
         }
-        let highest = session.mid_column.map_or(0, |column| {
-            rows.rows(table)
-                .filter_map(|row| match row.ok()?.1?.as_ref(column)? {
-                    BinlogValue::Value(Value::Int(mid)) => u64::try_from(*mid).ok(),
-                    BinlogValue::Value(Value::UInt(mid)) => Some(*mid),
-                    _ => None,
-                })
-                .max()
-                .unwrap_or(0)
-        });
-        tracing::trace!(mid = highest, "binlog: rows written into msg");
-        Some(highest)
+        let Some(column) = session.mid_column else {
+            return Some(0);
+        };
+        let mut others = None;
+        for row in rows.rows(table) {
+            let mid = match row.ok().and_then(|(_, after)| mid_of(after?, column)) {
+                Some(mid) => mid,
+                // An id we cannot read may be anyone's: wake the watcher, expect nothing.
+                None => return Some(0),
+            };
+            if !self.own.take(mid) {
+                others = others.max(Some(mid));
+            }
+        }
+        tracing::trace!(mid = others, "binlog: rows written into msg by others");
+        others
+    }
+}
+
+/// The `mid` of a written row, `column` being its position.
+fn mid_of(row: BinlogRow, column: usize) -> Option<u64> {
+    match row.as_ref(column)? {
+        BinlogValue::Value(Value::Int(mid)) => u64::try_from(*mid).ok(),
+        BinlogValue::Value(Value::UInt(mid)) => Some(*mid),
+        _ => None,
     }
 }
 

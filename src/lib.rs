@@ -18,6 +18,7 @@
 //! - `delivery`: storing, and claiming once: a claim commits as its bytes are handed over.
 //! - `batching`: requests that arrive together handled as one batch, without a timer.
 //! - `group_commit`: sends that arrive together written in one transaction.
+//! - `own_writes`: the ids this instance inserted, so the binlog follower can skip them.
 //! - `inbox`: the unread index, so a claim is a primary-key lookup on the operator's table.
 //! - `watcher`: one background task that keeps the index in step and wakes recipients.
 //! - `binlog`: follows the database's binary log and nudges the watcher when a row is written.
@@ -50,6 +51,7 @@ mod inbox;
 mod limits;
 mod metrics;
 mod nginx;
+mod own_writes;
 mod php;
 mod request_id;
 mod routes;

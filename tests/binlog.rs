@@ -118,6 +118,31 @@ async fn an_idle_instance_runs_no_polling_query_in_push_mode_and_does_in_watcher
 }
 
 #[tokio::test]
+async fn this_instances_own_sends_wake_no_watcher_tick_in_push_mode() {
+    let db = TestDb::with_schema_on(&shared().await.base_url).await;
+    let server = TestServer::start_with(&db, push("binlog", "60000")).await;
+    wait_for_metric(&server, "chat_push_binlog", 1).await;
+    let before = metric(&server, "chat_watcher_ticks_total").await;
+    for round in 0..20 {
+        let body = format!("rec=admin6&content=own{round}");
+        let answer = server
+            .post_form("/AJsendmsg.php", None, body.as_bytes())
+            .await;
+        assert_eq!(answer.text(), "OK");
+    }
+    // Another writer's row after them: once its tick has run, every own row's event (written
+    // to the binlog before it) has been read too.
+    other_writer_wakes(&server, &db, "admin7", "from elsewhere").await;
+    let after = metric(&server, "chat_watcher_ticks_total").await;
+    assert!(
+        after - before <= 2,
+        "20 own sends and one other writer's row took {} ticks",
+        after - before
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn auto_falls_back_to_the_watcher_where_log_bin_is_off_and_still_delivers() {
     // The shared test server (TEST_MYSQL_URL) runs with log_bin off.
     let db = TestDb::with_schema().await;
