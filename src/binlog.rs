@@ -172,6 +172,23 @@ impl Feed {
     }
 }
 
+/// The feed is live while this is held: dropped when the stream ends, at shutdown, and also if
+/// the follower panics, so the watcher is never left waiting for nudges that cannot come.
+struct Live<'a>(&'a Feed);
+
+impl<'a> Live<'a> {
+    fn on(feed: &'a Feed) -> Live<'a> {
+        feed.set_live(true);
+        Live(feed)
+    }
+}
+
+impl Drop for Live<'_> {
+    fn drop(&mut self) {
+        self.0.set_live(false);
+    }
+}
+
 /// Where the follower starts once the mode is binlog.
 pub enum Start {
     /// With the stream opened while deciding.
@@ -270,13 +287,11 @@ impl Follower {
                         tracing::info!("push: binlog (ROW) on node {} again", session.node);
                     }
                     backoff = MIN_BACKOFF;
-                    self.feed.set_live(true);
-                    let ended = tokio::select! {
+                    let _live = Live::on(&self.feed);
+                    tokio::select! {
                         ended = self.follow(session) => ended,
-                        () = shutdown.wait() => return self.feed.set_live(false),
-                    };
-                    self.feed.set_live(false);
-                    ended
+                        () = shutdown.wait() => return,
+                    }
                 }
                 Err(err) => err,
             };

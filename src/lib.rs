@@ -145,11 +145,12 @@ pub async fn run_with_hub(
         // on this instance's own notifications, so say so instead of ending quietly.
         tracing::error!(%err, "the watcher task failed");
     }
-    if let Some(Err(err)) = match follower {
-        Some(follower) => Some(follower.await),
-        None => None,
-    } {
-        tracing::error!(%err, "the binlog follower task failed");
+    if let Some(follower) = follower {
+        if let Err(err) = follower.await {
+            // It only ends early by panicking; its feed is then not live, so the watcher ticks on
+            // its interval.
+            tracing::error!(%err, "the binlog follower task failed");
+        }
     }
     if let Err(err) = monitor.await {
         tracing::error!(%err, "the database monitor task failed");
