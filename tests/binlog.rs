@@ -134,8 +134,10 @@ async fn this_instances_own_sends_wake_no_watcher_tick_in_push_mode() {
     // to the binlog before it) has been read too.
     other_writer_wakes(&server, &db, "admin7", "from elsewhere").await;
     let after = metric(&server, "chat_watcher_ticks_total").await;
+    // One tick for the other writer's row, perhaps one more if it was not visible yet, perhaps
+    // one for the stream having gone live; not one per send.
     assert!(
-        after - before <= 2,
+        after - before <= 4,
         "20 own sends and one other writer's row took {} ticks",
         after - before
     );
