@@ -4,7 +4,8 @@
 //!
 //! mariadbd runs under a small shell that holds a pipe from the test process: when the pipe
 //! closes (the value dropped, or the test process gone, which also covers a value kept in a
-//! `static` that is never dropped), the shell stops mariadbd. No mariadbd outlives its tests.
+//! `static` that is never dropped), the shell stops mariadbd and removes its data directory. No
+//! mariadbd, and no data directory, outlives its tests. A restart writes `keep` first.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -59,7 +60,7 @@ impl PrivateMariaDb {
     pub async fn restart(&mut self) {
         let running = self.running.take();
         // mariadbd takes a moment to shut down; the server under test keeps running meanwhile.
-        tokio::task::spawn_blocking(move || stop(running))
+        tokio::task::spawn_blocking(move || stop(running, b"keep\n"))
             .await
             .expect("stopping mariadbd");
         self.launch().await;
@@ -72,10 +73,13 @@ impl PrivateMariaDb {
 
     async fn launch(&mut self) {
         let cnf = self.dir.path().join("my.cnf");
-        // `read` returns when the test side of the pipe closes; then mariadbd gets SIGTERM.
+        // `read` returns when the test side of the pipe closes (or says `keep`); then mariadbd
+        // gets SIGTERM, and unless kept for a restart its directory goes.
         let script = format!(
-            "/usr/sbin/mariadbd --defaults-file={} & pid=$!; read _; kill $pid; wait $pid",
-            cnf.display()
+            "/usr/sbin/mariadbd --defaults-file={} & pid=$!; read what; kill $pid; wait $pid; \
+             [ \"$what\" = keep ] || rm -rf {}",
+            cnf.display(),
+            self.dir.path().display()
         );
         let mut child = Command::new("sh")
             .args(["-c", &script])
@@ -104,14 +108,14 @@ impl PrivateMariaDb {
 
 impl Drop for PrivateMariaDb {
     fn drop(&mut self) {
-        stop(self.running.take());
+        stop(self.running.take(), b"");
     }
 }
 
-/// Closes the pipe (the shell then stops mariadbd) and waits until it has.
-fn stop(running: Option<(Child, ChildStdin)>) {
+/// Writes `say` and closes the pipe (the shell then stops mariadbd), and waits until it has.
+fn stop(running: Option<(Child, ChildStdin)>, say: &[u8]) {
     if let Some((mut child, mut stdin)) = running {
-        let _ = stdin.write_all(b"\n");
+        let _ = stdin.write_all(say);
         drop(stdin);
         let _ = child.wait();
     }
@@ -135,6 +139,7 @@ skip-name-resolve
 character-set-server=utf8mb4
 collation-server=utf8mb4_general_ci
 innodb_buffer_pool_size=32M
+innodb_log_file_size=8M
 innodb_flush_log_at_trx_commit=2
 log_bin={dir}/data/binlog
 binlog_format=ROW
