@@ -251,6 +251,15 @@ mod tests {
     }
 
     #[test]
+    fn push_is_auto_unless_told() {
+        assert_eq!(Config::parse_from(["chat-server"]).push, Push::Auto);
+        let config = Config::parse_from(["chat-server", "--push", "binlog"]);
+        assert_eq!(config.push, Push::Binlog);
+        let config = Config::parse_from(["chat-server", "--push", "watcher"]);
+        assert_eq!(config.push, Push::Watcher);
+    }
+
+    #[test]
     fn base_path_is_normalised() {
         let config = Config::parse_from(["chat-server", "--base-path", "/chat/"]);
         assert_eq!(config.base_path(), "/chat");
