@@ -312,8 +312,8 @@ async fn privileges(report: &mut Report, conn: &mut Conn) -> Result<(), Error> {
     Ok(())
 }
 
-/// Whether a binary log exists and could be followed. The service does not need it: its watcher
-/// polls the table; this says whether a binlog-based watcher would be possible here.
+/// Whether a binary log exists and could be followed: `--push auto` then wakes the watcher from
+/// it instead of a timer. Optional either way: without it the watcher ticks on its interval.
 async fn binary_log(report: &mut Report, conn: &mut Conn) -> Result<(), Error> {
     let row: Option<(i64, Option<String>)> = conn
         .query_first("SELECT @@log_bin, @@binlog_format")
@@ -321,9 +321,9 @@ async fn binary_log(report: &mut Report, conn: &mut Conn) -> Result<(), Error> {
     let (enabled, format) = row.unwrap_or((0, None));
     let format = format.unwrap_or_default();
     let text = match (enabled != 0, format.eq_ignore_ascii_case("ROW")) {
-        (false, _) => "off. Not needed: the watcher polls the table (--watch-interval-ms)".to_owned(),
-        (true, true) => "on, ROW format: usable by a binlog follower; the service's watcher polls the table and does not need it".to_owned(),
-        (true, false) => format!("on, {format} format: a binlog follower would need ROW; the service's watcher polls the table and does not need it"),
+        (false, _) => "off: the watcher polls the table (--watch-interval-ms); with log_bin and binlog_format=ROW, --push auto would follow the binlog instead".to_owned(),
+        (true, true) => "on, ROW format: --push auto follows it (the user also needs REPLICATION SLAVE and REPLICATION CLIENT), so the watcher runs no query while nothing is written".to_owned(),
+        (true, false) => format!("on, {format} format: push needs ROW; the watcher polls the table (--watch-interval-ms)"),
     };
     report.line(Level::Note, "binary log", text);
     Ok(())

@@ -47,6 +47,13 @@ pub struct Config {
     #[arg(long, env = "CHAT_WATCH_INTERVAL_MS", default_value_t = 200)]
     pub watch_interval_ms: u64,
 
+    /// What wakes the watcher for rows written by anyone else: `binlog` follows the database's
+    /// binary log (ROW format, REPLICATION SLAVE and REPLICATION CLIENT) and ticks only when a row
+    /// is written, refusing to start when the database does not allow it; `watcher` ticks every
+    /// `--watch-interval-ms`; `auto` is `binlog` when the database allows it, else `watcher`.
+    #[arg(long, env = "CHAT_PUSH", value_enum, default_value = "auto")]
+    pub push: Push,
+
     /// How long (ms) an id missing below newer rows is awaited before it is taken as rolled back.
     /// Auto-increment ids become visible at commit, not in id order.
     #[arg(long, env = "CHAT_LATE_COMMIT_GRACE_MS", default_value_t = 30_000)]
@@ -153,6 +160,17 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// What wakes the watcher ([`Config::push`]).
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Push {
+    /// The binary log when the database allows it, else the timer.
+    Auto,
+    /// The binary log, required.
+    Binlog,
+    /// The timer only.
+    Watcher,
+}
+
 /// How log lines are written.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -230,6 +248,15 @@ mod tests {
         );
         assert!(!format!("{config:?}").contains("hunter2"));
         assert!(!config.hardened, "the switch itself stays as given");
+    }
+
+    #[test]
+    fn push_is_auto_unless_told() {
+        assert_eq!(Config::parse_from(["chat-server"]).push, Push::Auto);
+        let config = Config::parse_from(["chat-server", "--push", "binlog"]);
+        assert_eq!(config.push, Push::Binlog);
+        let config = Config::parse_from(["chat-server", "--push", "watcher"]);
+        assert_eq!(config.push, Push::Watcher);
     }
 
     #[test]

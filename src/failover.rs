@@ -124,6 +124,13 @@ impl Nodes {
         }
     }
 
+    /// The node in use: its `host:port` and its options, for a connection outside the pool (the
+    /// binlog follower's, which becomes a replication stream and never returns to a pool).
+    pub fn current_opts(&self) -> (String, Opts) {
+        let node = &self.nodes[self.current.load(Ordering::Relaxed)];
+        (node.name.clone(), node.opts.clone())
+    }
+
     /// How many times the node in use has changed.
     pub fn switches(&self) -> u64 {
         self.switches.load(Ordering::Relaxed)

@@ -18,8 +18,10 @@
 //! - `delivery`: storing, and claiming once: a claim commits as its bytes are handed over.
 //! - `batching`: requests that arrive together handled as one batch, without a timer.
 //! - `group_commit`: sends that arrive together written in one transaction.
+//! - `own_writes`: the ids this instance inserted, so the binlog follower can skip them.
 //! - `inbox`: the unread index, so a claim is a primary-key lookup on the operator's table.
 //! - `watcher`: one background task that keeps the index in step and wakes recipients.
+//! - `binlog`: follows the database's binary log and nudges the watcher when a row is written.
 //! - `limits`: ceilings on parked polls per client address and per username.
 //! - `shutdown`: the signal long-running handlers select on.
 //! - `hardening`: the opt-in hardened mode (agent password, signed identities, inert messages).
@@ -33,6 +35,7 @@
 //! `chat-compat`, in `compat/`.
 
 mod batching;
+mod binlog;
 mod check;
 mod config;
 mod dburl;
@@ -48,6 +51,7 @@ mod inbox;
 mod limits;
 mod metrics;
 mod nginx;
+mod own_writes;
 mod php;
 mod request_id;
 mod routes;
@@ -63,7 +67,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 pub use check::check;
-pub use config::{Config, LogFormat};
+pub use config::{Config, LogFormat, Push};
 pub use error::Error;
 pub use hub::Hub;
 
@@ -90,6 +94,16 @@ pub async fn run_with_hub(
         config.db_pool_max,
         config.db_timeout(),
     )?;
+    let meters = Arc::new(metrics::Metrics::new());
+    let feed = binlog::Feed::new(meters.push_binlog());
+    let pusher = binlog::Follower::new(
+        store.clone(),
+        Arc::clone(&hub),
+        Arc::clone(&feed),
+        config.db_timeout(),
+    );
+    // Before any task is spawned: `--push binlog` on a database that refuses it stops here.
+    let follower = pusher.decide(config.push).await?;
     let (trigger, stop) = shutdown::channel();
     tokio::spawn(async move {
         shutdown.await;
@@ -99,6 +113,7 @@ pub async fn run_with_hub(
     // Health answers from the first probe on; a database that is down does not stop the start.
     store.probed().await;
     let inbox = Arc::new(inbox::Inbox::default());
+    let follower = follower.map(|start| pusher.spawn(start, stop.clone()));
     let watcher = watcher::Watcher {
         store: store.clone(),
         hub: Arc::clone(&hub),
@@ -108,9 +123,10 @@ pub async fn run_with_hub(
             grace: config.late_commit_grace(),
             rescan: config.rescan_interval(),
         },
+        feed,
+        meters: Arc::clone(&meters),
     };
     let watcher = tokio::spawn(watcher.run(stop.clone()));
-    let meters = Arc::new(metrics::Metrics::new());
     let mailbox = delivery::Mailbox::new(store.clone(), hub, inbox, stop.clone(), meters);
     let grace = config.shutdown_grace();
     let limits = limits::ParkLimits::new(config.max_polls_per_address, config.max_polls_per_user);
@@ -128,6 +144,13 @@ pub async fn run_with_hub(
         // The watcher only ends early by panicking (or being cancelled); its waiters then rely
         // on this instance's own notifications, so say so instead of ending quietly.
         tracing::error!(%err, "the watcher task failed");
+    }
+    if let Some(follower) = follower {
+        if let Err(err) = follower.await {
+            // It only ends early by panicking; its feed is then not live, so the watcher ticks on
+            // its interval.
+            tracing::error!(%err, "the binlog follower task failed");
+        }
     }
     if let Err(err) = monitor.await {
         tracing::error!(%err, "the database monitor task failed");

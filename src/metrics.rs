@@ -73,6 +73,9 @@ pub struct Metrics {
     delivered: Counter,
     send_failures: Counter,
     insert_commits: Counter,
+    watcher_ticks: Counter,
+    watcher_queries: Counter,
+    push_binlog: Gauge,
     send_seconds: Histogram,
     delivery_seconds: Histogram,
     sent_at: Mutex<SentAt>,
@@ -176,6 +179,21 @@ impl Metrics {
             "chat_insert_commits",
             "Transactions that stored sent messages: a batch of sends written together is one",
         );
+        let watcher_ticks = counter(
+            r,
+            "chat_watcher_ticks",
+            "Passes of the watcher over new rows (each is at least one query)",
+        );
+        let watcher_queries = counter(
+            r,
+            "chat_watcher_queries",
+            "Queries the watcher ran: new rows, late commits, rescans",
+        );
+        let push_binlog = gauge(
+            r,
+            "chat_push_binlog",
+            "1 while the binary log wakes the watcher (no polling), 0 while it ticks on its interval",
+        );
         let send_seconds = histogram(
             r,
             "chat_send_seconds",
@@ -199,6 +217,9 @@ impl Metrics {
             delivered,
             send_failures,
             insert_commits,
+            watcher_ticks,
+            watcher_queries,
+            push_binlog,
             send_seconds,
             delivery_seconds,
             sent_at: Mutex::new(SentAt::default()),
@@ -216,6 +237,21 @@ impl Metrics {
     /// Transactions that stored messages, to compare with the messages stored.
     pub fn insert_commits(&self, commits: usize) {
         self.insert_commits.inc_by(commits as u64);
+    }
+
+    /// The watcher begins a pass over new rows.
+    pub fn watcher_tick(&self) {
+        self.watcher_ticks.inc();
+    }
+
+    /// The watcher ran a query.
+    pub fn watcher_query(&self) {
+        self.watcher_queries.inc();
+    }
+
+    /// The gauge the binlog follower keeps at 1 while it is live.
+    pub fn push_binlog(&self) -> Gauge {
+        self.push_binlog.clone()
     }
 
     /// A send answered `FIAL`.
@@ -288,6 +324,9 @@ mod tests {
         metrics.stored(7, Duration::from_millis(3));
         metrics.send_failed(Duration::from_millis(1));
         metrics.delivered(7);
+        metrics.watcher_tick();
+        metrics.watcher_query();
+        metrics.push_binlog().set(1);
         let _poll = metrics.poll_open();
         let text = metrics.render(Snapshot {
             waiting_requests: 2,
@@ -305,6 +344,9 @@ mod tests {
         assert_eq!(value(&text, "chat_messages_sent_total"), Some(1.0));
         assert_eq!(value(&text, "chat_messages_delivered_total"), Some(1.0));
         assert_eq!(value(&text, "chat_send_failures_total"), Some(1.0));
+        assert_eq!(value(&text, "chat_watcher_ticks_total"), Some(1.0));
+        assert_eq!(value(&text, "chat_watcher_queries_total"), Some(1.0));
+        assert_eq!(value(&text, "chat_push_binlog"), Some(1.0));
         assert_eq!(value(&text, "chat_send_seconds_count"), Some(2.0));
         assert_eq!(value(&text, "chat_delivery_seconds_count"), Some(1.0));
         assert!(text.ends_with("# EOF\n"), "{text}");

@@ -15,6 +15,7 @@ use mysql_async::{Row, Transaction, TxOpts, Value};
 
 use crate::error::Error;
 use crate::failover::{Current, Nodes, PoolSettings};
+use crate::own_writes::OwnWrites;
 use crate::shutdown::Shutdown;
 
 /// Locks unread rows for a claim and reads them whole, as the legacy's `select *` saw them
@@ -167,6 +168,8 @@ pub struct Store {
     transactional: Arc<AtomicBool>,
     /// Whether a multi-row INSERT's ids can be known ([`AUTOINC_MODE`]); until learnt, no.
     batches: Arc<AtomicBool>,
+    /// Ids inserted here, noted before their COMMIT (for the binlog follower).
+    own: Arc<OwnWrites>,
 }
 
 /// A message to store, as `AJsendmsg.php` received it.
@@ -204,6 +207,7 @@ impl Store {
             timeout,
             transactional: Arc::new(AtomicBool::new(true)),
             batches: Arc::new(AtomicBool::new(false)),
+            own: Arc::new(OwnWrites::default()),
         })
     }
 
@@ -227,6 +231,16 @@ impl Store {
     /// written meanwhile where this instance did not look, so the watcher rescans.
     pub fn switches(&self) -> u64 {
         self.nodes.switches()
+    }
+
+    /// The node in use (`host:port`) and how to reach it on a connection of one's own.
+    pub fn current_node(&self) -> (String, mysql_async::Opts) {
+        self.nodes.current_opts()
+    }
+
+    /// The ids this instance inserted ([`crate::own_writes`]).
+    pub fn own_writes(&self) -> Arc<OwnWrites> {
+        Arc::clone(&self.own)
     }
 
     /// The pool's own counters (connections open, in use) for the node in use, for the metrics.
@@ -317,6 +331,10 @@ impl Store {
                 let first = tx.last_insert_id();
                 let step: Option<u64> = tx.query_first(ID_STEP).await?;
                 ids = first.map(|first| (first, step.unwrap_or(1).max(1)));
+                if let Some((first, step)) = ids {
+                    self.own
+                        .note((0..batch.len() as u64).map(|k| first + k * step));
+                }
                 tx.commit().await?;
                 Ok(())
             })
@@ -361,6 +379,7 @@ impl Store {
                     .await?;
                 tx.exec_drop(INSERT, (recipient, sender, content)).await?;
                 mid = tx.last_insert_id();
+                self.own.note(mid);
                 tx.commit().await?;
                 Ok(())
             })

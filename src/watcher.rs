@@ -18,8 +18,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::binlog::Feed;
 use crate::hub::Hub;
 use crate::inbox::Inbox;
+use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
 use crate::store::{RecentRow, Store};
 
@@ -31,6 +33,8 @@ const MAX_HOLES: usize = 20_000;
 const HOLE_LOOKUPS_PER_TICK: usize = 2_000;
 /// Ids just below the newest row at start-up that are checked for late commits.
 const STARTUP_WINDOW: u64 = 1_000;
+/// First pause before looking again for rows the binlog showed but the table did not yet.
+const MIN_LOOK_AGAIN: Duration = Duration::from_millis(1);
 /// Longest pause between attempts while MySQL is unreachable.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -78,6 +82,11 @@ impl Progress {
     /// The highest id seen.
     pub fn high(&self) -> u64 {
         self.high
+    }
+
+    /// Whether ids below the highest are still awaited (they need lookups on the interval).
+    pub fn has_holes(&self) -> bool {
+        !self.holes.is_empty()
     }
 
     /// How many holes are awaited.
@@ -156,6 +165,18 @@ pub struct Watcher {
     pub inbox: Arc<Inbox>,
     /// Its pace.
     pub pace: Pace,
+    /// Nudges from the binlog, and whether they can be relied on instead of the timer.
+    pub feed: Arc<Feed>,
+    /// Where its ticks and queries are counted.
+    pub meters: Arc<Metrics>,
+}
+
+/// Sleeps for `pause`, or forever for `None`.
+async fn sleep_or_never(pause: Option<Duration>) {
+    match pause {
+        Some(pause) => tokio::time::sleep(pause).await,
+        None => std::future::pending().await,
+    }
 }
 
 impl Watcher {
@@ -165,9 +186,17 @@ impl Watcher {
         let mut pause = Duration::ZERO;
         let mut healthy = true;
         let mut switches = self.store.switches();
+        let mut live = self.feed.watch_live();
+        let mut soon = MIN_LOOK_AGAIN;
         loop {
+            let pushed = *live.borrow_and_update() && healthy;
+            let timer = self.time_to_tick(state.as_ref(), pushed, pause, &mut soon);
             tokio::select! {
-                () = tokio::time::sleep(pause) => {}
+                () = sleep_or_never(timer) => {}
+                () = self.feed.nudged() => {}
+                // Going live or losing the stream: one tick either way reads what was written
+                // while neither the stream nor the timer was looking.
+                _ = live.changed() => {}
                 () = shutdown.wait() => return,
             }
             let result = match state.as_mut() {
@@ -213,17 +242,55 @@ impl Watcher {
         }
     }
 
+    /// How long to wait before the next tick unless woken; `None` until woken. While the binlog
+    /// is followed (`pushed`) and no hole is awaited, only the rescan keeps a clock, and rows
+    /// the binlog showed but the table did not yet (the binlog is written before the engine
+    /// commits) are looked for again after `soon`, doubling up to the interval, where they are
+    /// given up (deleted, or the table emptied). Otherwise the interval's `pause`.
+    fn time_to_tick(
+        &self,
+        state: Option<&(Progress, Instant)>,
+        pushed: bool,
+        pause: Duration,
+        soon: &mut Duration,
+    ) -> Option<Duration> {
+        let Some((progress, rescanned)) = state.filter(|(progress, _)| !progress.has_holes())
+        else {
+            return Some(pause);
+        };
+        let expected = self.feed.expected();
+        if !pushed || expected <= progress.high() {
+            *soon = MIN_LOOK_AGAIN;
+            return match pushed {
+                true => self
+                    .pace
+                    .rescan
+                    .map(|every| every.saturating_sub(rescanned.elapsed())),
+                false => Some(pause),
+            };
+        }
+        if *soon >= self.pace.interval {
+            self.feed.settle(expected, progress.high());
+        }
+        let wait = *soon;
+        *soon = (*soon * 2).min(self.pace.interval);
+        Some(wait)
+    }
+
     /// The one full scan: every unread row into the index, and the end of the table as the mark.
     async fn start(&self) -> Result<Progress, crate::Error> {
+        self.meters.watcher_query();
         if let Err(err) = self.store.detect_engine().await {
             tracing::warn!(%err, "could not read the table's engine; assuming InnoDB");
         }
+        self.meters.watcher_query();
         let high = self
             .store
             .rows_after(u64::MAX, 1)
             .await?
             .last()
             .map_or(0, |newest| newest.mid);
+        self.meters.watcher_query();
         let recent = self
             .store
             .rows_after(high.saturating_sub(STARTUP_WINDOW), STARTUP_WINDOW + 1)
@@ -248,7 +315,9 @@ impl Watcher {
         progress: &mut Progress,
         rescanned: &mut Instant,
     ) -> Result<(), crate::Error> {
+        self.meters.watcher_tick();
         loop {
+            self.meters.watcher_query();
             let rows = self.store.rows_after(progress.high(), PAGE).await?;
             if let Some(newest) = rows.last().filter(|newest| newest.mid < progress.high()) {
                 // The newest id is below the mark: the table was emptied or recreated
@@ -271,6 +340,7 @@ impl Watcher {
         }
         let due = progress.holes_due(Instant::now(), self.pace.grace, self.pace.interval);
         if !due.is_empty() {
+            self.meters.watcher_query();
             let found = self.store.rows_among(&due).await?;
             self.take_in(progress, &found);
         }
@@ -295,6 +365,7 @@ impl Watcher {
     /// Replaces the index with a scan of the unread rows, waking whoever gained one.
     async fn rescan(&self) -> Result<(), crate::Error> {
         self.inbox.begin_rescan();
+        self.meters.watcher_query();
         match self.store.unread().await {
             Ok(rows) => {
                 for recipient in self.inbox.finish_rescan(rows) {

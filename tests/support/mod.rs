@@ -6,6 +6,7 @@
 //! When it is unreachable the tests fail loudly; they never skip.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod mariadb;
 pub mod process;
 
 use std::future::Future;
@@ -48,12 +49,19 @@ pub struct TestDb {
     pub name: String,
     /// `mysql://…/name`.
     pub url: String,
+    /// The server's URL without a database.
+    base: String,
     pool: mysql_async::Pool,
 }
 
 impl TestDb {
     /// An empty database (no table).
     pub async fn create() -> TestDb {
+        Self::create_on(&mysql_base_url()).await
+    }
+
+    /// An empty database on the server at `base` (`mysql://user@host:port`).
+    pub async fn create_on(base: &str) -> TestDb {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -63,7 +71,7 @@ impl TestDb {
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::SeqCst)
         );
-        let base = mysql_base_url();
+        let base = base.to_owned();
         let mut admin = mysql_async::Conn::from_url(&base)
             .await
             .unwrap_or_else(|err| panic!("MariaDB must be running at {base} for the tests: {err}"));
@@ -77,12 +85,22 @@ impl TestDb {
             mysql_async::OptsBuilder::from_opts(mysql_async::Opts::from_url(&url).expect("url"))
                 .setup(vec!["SET NAMES utf8mb4"]),
         );
-        TestDb { name, url, pool }
+        TestDb {
+            name,
+            url,
+            base,
+            pool,
+        }
     }
 
     /// A database with the shipped `msg` table.
     pub async fn with_schema() -> TestDb {
-        let db = TestDb::create().await;
+        Self::with_schema_on(&mysql_base_url()).await
+    }
+
+    /// A database with the shipped `msg` table on the server at `base`.
+    pub async fn with_schema_on(base: &str) -> TestDb {
+        let db = TestDb::create_on(base).await;
         db.exec(&schema_sql()).await;
         db
     }
@@ -113,7 +131,7 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        let (base, name) = (mysql_base_url(), self.name.clone());
+        let (base, name) = (self.base.clone(), self.name.clone());
         // Drop runs outside async context; use a short-lived runtime on its own thread.
         let _ = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
