@@ -88,9 +88,8 @@ const ENGINE: &str = "SELECT ENGINE FROM information_schema.TABLES WHERE TABLE_S
 /// locked by someone else costs one clean error, not a broken connection.
 const LOCK_WAIT: &str = "SET SESSION innodb_lock_wait_timeout = 1";
 
-/// Bound on a claim's COMMIT, longer than `--db-timeout-ms`: the client already has the message,
-/// and a COMMIT cut short leaves the row's state unknown until it is settled, while another
-/// instance may hand the row out again. A Galera cluster holds every commit until it has
+/// Bound on a COMMIT (a claim's or a send's), longer than `--db-timeout-ms`: a COMMIT cut short
+/// leaves the row's state unknown until it is settled, and cannot be settled while it goes on. A Galera cluster holds every commit until it has
 /// evicted a member that died (`evs.inactive_timeout`, 15 s by default); riding that out gives
 /// the COMMIT's real answer.
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -320,7 +319,7 @@ impl Store {
             })
             .collect();
         let mut ids = None;
-        let attempt = self
+        let written = self
             .bounded(async {
                 let mut tx = self
                     .current()
@@ -335,10 +334,13 @@ impl Store {
                     self.own
                         .note((0..batch.len() as u64).map(|k| first + k * step));
                 }
-                tx.commit().await?;
-                Ok(())
+                Ok(tx)
             })
             .await;
+        let attempt = match written {
+            Ok(tx) => self.commit_patiently(tx).await,
+            Err(err) => Err(err),
+        };
         let all = |outcome: &dyn Fn(u64) -> Insert| -> Vec<Insert> {
             (0..batch.len() as u64).map(outcome).collect()
         };
@@ -367,10 +369,11 @@ impl Store {
     }
 
     /// Stores a message as `AJsendmsg.php` did, inside a transaction so that only the COMMIT can
-    /// leave the outcome unknown; then the new id tells whether it was stored.
+    /// leave the outcome unknown; then the new id tells whether it was stored. The statements
+    /// have `--db-timeout-ms`; the COMMIT waits for its own answer ([`Store::commit_patiently`]).
     pub async fn insert_message(&self, recipient: &[u8], sender: &[u8], content: &[u8]) -> Insert {
         let mut mid = None;
-        let attempt = self
+        let written = self
             .bounded(async {
                 let mut tx = self
                     .current()
@@ -380,10 +383,14 @@ impl Store {
                 tx.exec_drop(INSERT, (recipient, sender, content)).await?;
                 mid = tx.last_insert_id();
                 self.own.note(mid);
-                tx.commit().await?;
-                Ok(())
+                Ok(tx)
             })
             .await;
+        let attempt = match written {
+            Ok(tx) => self.commit_patiently(tx).await,
+            // Dropping the transaction rolls it back: no COMMIT was sent.
+            Err(err) => Err(err),
+        };
         match (attempt, mid) {
             (Ok(()), Some(mid)) => Insert::Stored(mid),
             (Ok(()), None) => {
@@ -397,6 +404,27 @@ impl Store {
                 self.resolve_insert(mid, (recipient, sender, content)).await
             }
         }
+    }
+
+    /// Commits `tx`, waiting for the answer up to [`COMMIT_TIMEOUT`] rather than `--db-timeout-ms`.
+    ///
+    /// Asking whether a row exists tells whether its COMMIT happened only once that COMMIT is
+    /// over. A COMMIT cut short by our own timeout is not over: the server goes on with it after
+    /// we hang up, and a Galera node holds every commit while the cluster evicts a dead member
+    /// (seconds). Asked meanwhile, the table said "not there", the send answered `FIAL`, and the
+    /// row landed a moment later (`scripts/cluster crashes` caught 8 in 24 node crashes). So the
+    /// COMMIT gets its real answer: done, refused, or the connection lost with its node, after
+    /// which the surviving nodes know.
+    async fn commit_patiently(&self, tx: Transaction<'static>) -> Result<(), Error> {
+        let result = match tokio::time::timeout(self.timeout.max(COMMIT_TIMEOUT), tx.commit()).await
+        {
+            Ok(result) => result.map_err(Error::from),
+            Err(_) => Err(Error::DbTimeout),
+        };
+        if let Err(err) = &result {
+            self.nodes.report(err);
+        }
+        result
     }
 
     /// Asks, until the database answers, whether row `mid` exists with our values.
@@ -598,17 +626,7 @@ impl OpenClaim {
     pub fn commit(self) -> Pin<Box<dyn Future<Output = Result<(), Error>> + Send>> {
         let store = self.store;
         let tx = self.tx;
-        Box::pin(async move {
-            let commit = tokio::time::timeout(store.timeout.max(COMMIT_TIMEOUT), tx.commit());
-            let result = match commit.await {
-                Ok(result) => result.map_err(Error::from),
-                Err(_) => Err(Error::DbTimeout),
-            };
-            if let Err(err) = &result {
-                store.nodes.report(err);
-            }
-            result
-        })
+        Box::pin(async move { store.commit_patiently(tx).await })
     }
 
     /// Whether this claim must commit before its bytes go out, instead of as they go out.

@@ -16,8 +16,8 @@
 //! - `lost`: answered `OK` but not in the table, or flagged read with no client having it;
 //! - `unread`: in the table, still unread at the end.
 //! - `fial_stored` (in the detail, not the line): answered other than `OK` yet in the table, each
-//!   printed with its answer: a `FIAL` among them breaks the send's promise; a 502 or no answer
-//!   does not.
+//!   printed with its answer. A `FIAL` among them breaks the send's promise and fails the run;
+//!   a 502 or no answer promised nothing.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -54,7 +54,7 @@ pub struct Plan {
 pub struct Reckoning {
     /// The JSON line `scripts/cluster test` prints.
     pub line: String,
-    /// Something was delivered, and nothing lost or delivered twice.
+    /// Something was delivered, nothing lost or delivered twice, and no stored message answered `FIAL`.
     pub passed: bool,
     /// The counts and the latencies to customers' polls and to the agent stream apart.
     pub detail: serde_json::Value,
@@ -199,7 +199,7 @@ pub async fn run(target: &Target, plan: Plan) -> Reckoning {
     let received = received.at.lock().expect("received lock");
     let (mut sent_ok, mut fial, mut delivered, mut duplicated, mut lost, mut unread) =
         (0, 0, 0, 0, 0, 0);
-    let mut fial_stored = 0;
+    let (mut fial_stored, mut broken_fial) = (0, 0);
     let (mut samples, mut to_polls, mut to_stream) = (Vec::new(), Vec::new(), Vec::new());
     for Sent {
         content,
@@ -250,6 +250,9 @@ pub async fn run(target: &Target, plan: Plan) -> Reckoning {
             Some(false) => unread += 1,
             Some(_) if !ok => {
                 fial_stored += 1;
+                if *outcome == Some(Answer::Other("FIAL".to_owned())) {
+                    broken_fial += 1;
+                }
                 eprintln!("loadgen: {content} is stored but its send was answered {outcome:?}");
             }
             _ => {}
@@ -257,7 +260,7 @@ pub async fn run(target: &Target, plan: Plan) -> Reckoning {
     }
     let all = summary(&mut samples);
     let ms = |key: &str| all[key].as_f64().unwrap_or(0.0);
-    let passed = lost == 0 && duplicated == 0 && delivered > 0;
+    let passed = lost == 0 && duplicated == 0 && broken_fial == 0 && delivered > 0;
     // Written by hand: the fields in this order (serde_json's map would sort them).
     let line = format!(
         "{{\"nodes\":{},\"instances\":{},\"sent\":{},\"sent_ok\":{sent_ok},\"fial\":{fial},\
