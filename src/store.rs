@@ -318,45 +318,35 @@ impl Store {
                     .map(|value| Value::Bytes(value.clone()))
             })
             .collect();
-        let mut ids = None;
         let written = self
-            .bounded(async {
-                let mut tx = self
-                    .current()
-                    .pool
-                    .start_transaction(TxOpts::default())
-                    .await?;
+            .write_then_commit(|mut tx| async move {
                 tx.exec_drop(insert_many(batch.len()), params).await?;
                 let first = tx.last_insert_id();
                 let step: Option<u64> = tx.query_first(ID_STEP).await?;
-                ids = first.map(|first| (first, step.unwrap_or(1).max(1)));
+                let ids = first.map(|first| (first, step.unwrap_or(1).max(1)));
                 if let Some((first, step)) = ids {
                     self.own
                         .note((0..batch.len() as u64).map(|k| first + k * step));
                 }
-                Ok(tx)
+                Ok((ids, tx))
             })
             .await;
-        let attempt = match written {
-            Ok(tx) => self.commit_patiently(tx).await,
-            Err(err) => Err(err),
-        };
         let all = |outcome: &dyn Fn(u64) -> Insert| -> Vec<Insert> {
             (0..batch.len() as u64).map(outcome).collect()
         };
-        match (attempt, ids) {
-            (Ok(()), Some((first, step))) => Ok(all(&|k| Insert::Stored(first + k * step))),
-            (Ok(()), None) => Ok(all(&|_| {
+        match written {
+            Ok((Some((first, step)), Ok(()))) => Ok(all(&|k| Insert::Stored(first + k * step))),
+            Ok((None, Ok(()))) => Ok(all(&|_| {
                 Insert::NotStored(Error::Config("msg has no AUTO_INCREMENT id".into()))
             })),
-            (Err(err), _) if err.is_definite() => Err(err),
+            Err(err) | Ok((_, Err(err))) if err.is_definite() => Err(err),
             // No COMMIT was sent: the transaction died with its connection.
-            (Err(err), None) => {
+            Err(err) | Ok((None, Err(err))) => {
                 tracing::warn!(%err, rows = batch.len(), "batch not stored");
                 Ok(all(&|_| Insert::NotStored(Error::NotCommitted)))
             }
             // One transaction: its first row tells for all of them.
-            (Err(err), Some((first, step))) => {
+            Ok((Some((first, step)), Err(err))) => {
                 tracing::warn!(first, %err, "outcome of a batch unknown; asking the database");
                 let head = &batch[0];
                 let values = (&head.recipient[..], &head.sender[..], &head.content[..]);
@@ -372,38 +362,51 @@ impl Store {
     /// leave the outcome unknown; then the new id tells whether it was stored. The statements
     /// have `--db-timeout-ms`; the COMMIT waits for its own answer ([`Store::commit_patiently`]).
     pub async fn insert_message(&self, recipient: &[u8], sender: &[u8], content: &[u8]) -> Insert {
-        let mut mid = None;
         let written = self
-            .bounded(async {
-                let mut tx = self
-                    .current()
-                    .pool
-                    .start_transaction(TxOpts::default())
-                    .await?;
+            .write_then_commit(|mut tx| async move {
                 tx.exec_drop(INSERT, (recipient, sender, content)).await?;
-                mid = tx.last_insert_id();
+                let mid = tx.last_insert_id();
                 self.own.note(mid);
-                Ok(tx)
+                Ok((mid, tx))
             })
             .await;
-        let attempt = match written {
-            Ok(tx) => self.commit_patiently(tx).await,
-            // Dropping the transaction rolls it back: no COMMIT was sent.
-            Err(err) => Err(err),
-        };
-        match (attempt, mid) {
-            (Ok(()), Some(mid)) => Insert::Stored(mid),
-            (Ok(()), None) => {
+        match written {
+            // No COMMIT was sent: the transaction died with its connection.
+            Err(err) => Insert::NotStored(err),
+            Ok((Some(mid), Ok(()))) => Insert::Stored(mid),
+            Ok((None, Ok(()))) => {
                 Insert::NotStored(Error::Config("msg has no AUTO_INCREMENT id".into()))
             }
-            // No COMMIT was sent: the transaction dies with its connection.
-            (Err(err), None) => Insert::NotStored(err),
-            (Err(err), Some(_)) if err.is_definite() => Insert::NotStored(err),
-            (Err(err), Some(mid)) => {
+            Ok((None, Err(err))) => Insert::NotStored(err),
+            Ok((Some(_), Err(err))) if err.is_definite() => Insert::NotStored(err),
+            Ok((Some(mid), Err(err))) => {
                 tracing::warn!(mid, %err, "outcome of an insert unknown; asking the database");
                 self.resolve_insert(mid, (recipient, sender, content)).await
             }
         }
+    }
+
+    /// Runs `write` in a new transaction on the node in use, within `--db-timeout-ms`, then
+    /// commits it ([`Store::commit_patiently`]). `Err` means no COMMIT was sent, so dropping the
+    /// transaction rolled it back; otherwise what `write` returned and how the COMMIT went.
+    async fn write_then_commit<T, W>(
+        &self,
+        write: impl FnOnce(Transaction<'static>) -> W,
+    ) -> Result<(T, Result<(), Error>), Error>
+    where
+        W: Future<Output = Result<(T, Transaction<'static>), Error>>,
+    {
+        let (value, tx) = self
+            .bounded(async {
+                let tx = self
+                    .current()
+                    .pool
+                    .start_transaction(TxOpts::default())
+                    .await?;
+                write(tx).await
+            })
+            .await?;
+        Ok((value, self.commit_patiently(tx).await))
     }
 
     /// Commits `tx`, waiting for the answer up to [`COMMIT_TIMEOUT`] rather than `--db-timeout-ms`.
