@@ -35,7 +35,7 @@
 //!   printed something is counted as `declined`, not as a difference, when status and
 //!   `Content-Type` still agree. The file is removed after its case.
 //! - `query_string`, `header_bytes`: query strings and header bytes near the edges of what
-//!   nginx accepts and hands to PHP ([`http_edges`]).
+//!   nginx accepts and hands to PHP (`fuzz/http_edges.rs`).
 //!
 //! Kept clear of the deliberate deviations (README.md, "Deliberate differences" 1 and 2): no
 //! value that reaches SQL through PHP's string-built queries may hold `'` or `\` (raw or as a
