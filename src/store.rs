@@ -89,9 +89,9 @@ const ENGINE: &str = "SELECT ENGINE FROM information_schema.TABLES WHERE TABLE_S
 const LOCK_WAIT: &str = "SET SESSION innodb_lock_wait_timeout = 1";
 
 /// Bound on a COMMIT (a claim's or a send's), longer than `--db-timeout-ms`: a COMMIT cut short
-/// leaves the row's state unknown until it is settled, and cannot be settled while it goes on. A Galera cluster holds every commit until it has
-/// evicted a member that died (`evs.inactive_timeout`, 15 s by default); riding that out gives
-/// the COMMIT's real answer.
+/// leaves the row's state unknown until it is settled, and cannot be settled while it goes on.
+/// A Galera cluster holds every commit until it has evicted a member that died
+/// (`evs.inactive_timeout`, 15 s by default); riding that out gives the COMMIT's real answer.
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest pause between attempts to learn an insert's outcome while the database is away.
 const MAX_RESOLVE_PAUSE: Duration = Duration::from_secs(2);

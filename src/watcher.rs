@@ -261,13 +261,13 @@ impl Watcher {
         let expected = self.feed.expected();
         if !pushed || expected <= progress.high() {
             *soon = MIN_LOOK_AGAIN;
-            return match pushed {
-                true => self
-                    .pace
-                    .rescan
-                    .map(|every| every.saturating_sub(rescanned.elapsed())),
-                false => Some(pause),
-            };
+            if !pushed {
+                return Some(pause);
+            }
+            return self
+                .pace
+                .rescan
+                .map(|every| every.saturating_sub(rescanned.elapsed()));
         }
         if *soon >= self.pace.interval {
             self.feed.settle(expected, progress.high());

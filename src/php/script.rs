@@ -73,7 +73,7 @@ impl Script {
             seen_code = true;
             if len == 3 {
                 // `<?=` echoes a value nobody computed here.
-                lexer.inert = false;
+                lexer.decline();
             }
             lexer.at += start + len;
             if lexer.code(false) != End::Close {
