@@ -263,6 +263,7 @@ impl Follower {
 
     /// Follows from `start` until shutdown.
     pub fn spawn(self, start: Start, shutdown: Shutdown) -> tokio::task::JoinHandle<()> {
+        self.own.activate();
         let first = match start {
             Start::Streaming(session) => Some(*session),
             Start::Connecting => None,

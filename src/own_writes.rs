@@ -9,6 +9,7 @@
 //! transaction that then failed never shows up in the binlog and ages out.
 
 use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 /// Ids remembered at most; the oldest are forgotten first (a forgotten own row costs one tick).
@@ -17,6 +18,9 @@ const CAPACITY: usize = 65_536;
 /// Ids inserted by this instance whose binlog event has not been seen yet.
 #[derive(Debug, Default)]
 pub struct OwnWrites {
+    /// Whether a follower reads the binlog at all: in watcher mode nobody takes the ids, so
+    /// sends do not note them.
+    active: AtomicBool,
     inner: Mutex<Ids>,
 }
 
@@ -27,8 +31,16 @@ struct Ids {
 }
 
 impl OwnWrites {
-    /// Notes ids this instance is about to commit.
+    /// From now on, sends note their ids: a binlog follower runs.
+    pub fn activate(&self) {
+        self.active.store(true, Ordering::Relaxed);
+    }
+
+    /// Notes ids this instance is about to commit, when a follower will look for them.
     pub fn note(&self, ids: impl IntoIterator<Item = u64>) {
+        if !self.active.load(Ordering::Relaxed) {
+            return;
+        }
         let mut inner = self.lock();
         for mid in ids {
             if inner.set.insert(mid) {
@@ -59,8 +71,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn nothing_is_noted_while_no_follower_runs() {
+        let own = OwnWrites::default();
+        own.note([3]);
+        assert!(!own.take(3));
+        assert!(own.lock().order.is_empty());
+    }
+
+    #[test]
     fn an_own_id_is_recognised_once() {
         let own = OwnWrites::default();
+        own.activate();
         own.note([3, 4]);
         assert!(own.take(3));
         assert!(!own.take(3), "a row is written to the binlog once");
@@ -71,6 +92,7 @@ mod tests {
     #[test]
     fn the_oldest_ids_are_forgotten_past_the_capacity() {
         let own = OwnWrites::default();
+        own.activate();
         own.note(0..(CAPACITY as u64 + 10));
         assert!(!own.take(0));
         assert!(own.take(CAPACITY as u64 + 9));
