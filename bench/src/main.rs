@@ -35,6 +35,7 @@ use clap::{Parser, Subcommand};
 
 mod cluster;
 mod direct;
+mod kept;
 
 #[derive(Parser)]
 struct Args {
@@ -67,6 +68,10 @@ enum Mode {
         seconds: u64,
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
+        /// Each client keeps its connection open between sends, as a browser does, instead of
+        /// one connection per send.
+        #[arg(long)]
+        keep_alive: bool,
     },
     /// Many customers wait at once; then each gets one message.
     Waiters {
@@ -160,7 +165,8 @@ async fn main() {
         Mode::Sends {
             seconds,
             concurrency,
-        } => sends(&target, seconds, concurrency).await,
+            keep_alive,
+        } => sends(&target, seconds, concurrency, keep_alive).await,
         Mode::Waiters {
             count,
             hold_secs,
@@ -259,16 +265,30 @@ async fn latency(target: &Target, rounds: usize, send_target: Option<String>) ->
     })
 }
 
-async fn sends(target: &Target, seconds: u64, concurrency: usize) -> serde_json::Value {
+async fn sends(
+    target: &Target,
+    seconds: u64,
+    concurrency: usize,
+    keep_alive: bool,
+) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let mut workers = tokio::task::JoinSet::new();
     for worker in 0..concurrency {
         let target = target.clone();
         workers.spawn(async move {
             let (mut samples, mut failed) = (Vec::new(), 0usize);
+            let recipient = format!("{}s{worker}", target.users);
+            let mut kept = keep_alive.then(|| kept::Kept::new(&target.authority));
             while Instant::now() < deadline {
                 let started = Instant::now();
-                if send(&target, &format!("{}s{worker}", target.users), "load").await != b"OK" {
+                let answer = match &mut kept {
+                    Some(kept) => kept
+                        .request(&send_request(&target, &recipient, "load", true))
+                        .await
+                        .unwrap_or_default(),
+                    None => send(&target, &recipient, "load").await,
+                };
+                if answer != b"OK" {
                     failed += 1;
                 }
                 samples.push(started.elapsed());
@@ -284,7 +304,8 @@ async fn sends(target: &Target, seconds: u64, concurrency: usize) -> serde_json:
     }
     let requests = samples.len();
     serde_json::json!({
-        "mode": "sends", "seconds": seconds, "concurrency": concurrency, "requests": requests,
+        "mode": "sends", "seconds": seconds, "concurrency": concurrency, "keep_alive": keep_alive,
+        "requests": requests,
         "failed": failed, "per_second": requests as f64 / seconds as f64, "ms": summary(&mut samples)
     })
 }
@@ -382,17 +403,25 @@ async fn open_poll(target: &Target, user: &str) -> Exchange {
         .expect("open poll")
 }
 
-async fn send(target: &Target, recipient: &str, content: &str) -> Vec<u8> {
-    let headers = vec![
+/// The page's `AJsendmsg.php` POST, on a connection closed after it unless `keep_alive`.
+fn send_request(target: &Target, recipient: &str, content: &str, keep_alive: bool) -> Vec<u8> {
+    let mut headers = vec![
         ("Cookie".to_owned(), b"username=admin".to_vec()),
         (
             "Content-Type".to_owned(),
             b"application/x-www-form-urlencoded".to_vec(),
         ),
     ];
+    if keep_alive {
+        headers.push(("Connection".to_owned(), b"keep-alive".to_vec()));
+    }
     let path = format!("{}/AJsendmsg.php", target.base_path);
     let body = format!("rec={recipient}&content={content}");
-    let request = build_request("POST", &path, &target.authority, &headers, body.as_bytes());
+    build_request("POST", &path, &target.authority, &headers, body.as_bytes())
+}
+
+async fn send(target: &Target, recipient: &str, content: &str) -> Vec<u8> {
+    let request = send_request(target, recipient, content, false);
     answer(
         Exchange::send(&target.authority, &request, false)
             .await
