@@ -70,6 +70,7 @@ pub use check::check;
 pub use config::{Config, LogFormat, Push};
 pub use error::Error;
 pub use hub::Hub;
+pub use server::listen;
 
 /// Serves the site on `listener` until `shutdown` resolves, then drains.
 pub async fn run(

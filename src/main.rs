@@ -32,7 +32,7 @@ async fn main() -> ExitCode {
             false => ExitCode::FAILURE,
         };
     }
-    let listener = match tokio::net::TcpListener::bind(config.listen).await {
+    let listener = match chat_server::listen(config.listen) {
         Ok(listener) => listener,
         Err(err) => {
             tracing::error!(%err, listen = %config.listen, "cannot listen");

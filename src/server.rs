@@ -17,6 +17,24 @@ use crate::front;
 use crate::routes::{self, App};
 use crate::shutdown::Shutdown;
 
+/// Connections the kernel may hold for us before we accept them. tokio's `bind` asks for 1,024:
+/// 1,000 customers reconnecting at once (a load generator's start, every page after a restart)
+/// overflowed it, and each dropped SYN cost its client a one-second retransmission. The kernel
+/// caps this at `net.core.somaxconn` (4,096 on Debian 12).
+const ACCEPT_BACKLOG: u32 = 65_535;
+
+/// Listens on `addr` with [`ACCEPT_BACKLOG`] (and `SO_REUSEADDR`, as tokio's `bind` sets it, so a
+/// restart need not wait for old connections' TIME_WAIT).
+pub fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(ACCEPT_BACKLOG)
+}
+
 /// Serves connections until `shutdown` fires, then gives open ones `grace` to finish.
 pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: Shutdown, grace: Duration) {
     let graceful = GracefulShutdown::new();
@@ -76,4 +94,39 @@ async fn back_off(err: &std::io::Error) {
     }
     tracing::error!(%err, "accept failed; pausing");
     tokio::time::sleep(Duration::from_millis(200)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// More clients than tokio's default backlog of 1,024 connect at once to a server that has
+    /// not accepted any of them yet: every handshake completes. With a backlog of 1,024 the
+    /// kernel drops the SYNs beyond it, and those clients wait a one-second retransmission
+    /// (then three, while nobody accepts).
+    #[tokio::test]
+    async fn a_crowd_larger_than_tokios_default_backlog_connects_at_once() {
+        const CROWD: usize = 1_500;
+        // Each client is a descriptor; raise the soft limit to the hard one.
+        rlimit::increase_nofile_limit(u64::MAX).expect("raise the descriptor limit");
+        let listener = listen("127.0.0.1:0".parse().expect("address")).expect("listen");
+        let addr = listener.local_addr().expect("bound");
+        let somaxconn: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .expect("somaxconn")
+            .trim()
+            .parse()
+            .expect("a number");
+        assert!(
+            somaxconn > CROWD,
+            "net.core.somaxconn ({somaxconn}) caps any backlog below the crowd"
+        );
+        let connects = (0..CROWD).map(|_| tokio::net::TcpStream::connect(addr));
+        let all = futures_util::future::try_join_all(connects);
+        let clients = tokio::time::timeout(Duration::from_millis(900), all)
+            .await
+            .expect("every handshake within 900 ms, before any SYN retransmission")
+            .expect("connected");
+        assert_eq!(clients.len(), CROWD);
+        drop(listener);
+    }
 }
