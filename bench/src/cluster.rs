@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use chat_compat::http::{build_request, find, Exchange};
 use mysql_async::prelude::Queryable;
 
+use crate::kept::Kept;
 use crate::{summary, Target};
 
 /// The run's shape.
@@ -48,6 +49,9 @@ pub struct Plan {
     /// A customer's pause between an answer and its next poll: the page's one second in the
     /// cluster test; none when measuring delivery to a poll that is already parked.
     pub pause: Duration,
+    /// Customers keep one connection for all their polls, and sends reuse idle connections, as
+    /// browsers keep theirs; otherwise every request opens its own.
+    pub keep_alive: bool,
 }
 
 /// How the run went, from the clients and the table.
@@ -67,13 +71,13 @@ struct Received {
 }
 
 impl Received {
-    fn note(&self, content: String, exchange: &Exchange) {
+    fn note(&self, content: String, upstream: String) {
         self.at
             .lock()
             .expect("received lock")
             .entry(content)
             .or_default()
-            .push((Instant::now(), upstream(exchange)));
+            .push((Instant::now(), upstream));
     }
 }
 
@@ -124,6 +128,7 @@ pub async fn run(target: &Target, plan: Plan) -> Reckoning {
             name.clone(),
             prefix.clone(),
             plan.pause,
+            plan.keep_alive,
             received.clone(),
             stop.clone(),
         ));
@@ -137,6 +142,7 @@ pub async fn run(target: &Target, plan: Plan) -> Reckoning {
 
     // Sends at a fixed rate, each in its own task so a slow answer does not slow the rate.
     let sent: Arc<Mutex<Vec<Sent>>> = Arc::default();
+    let idle: Arc<Mutex<Vec<Kept>>> = Arc::default();
     let mut senders = tokio::task::JoinSet::new();
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(plan.rate)));
     let until = Instant::now() + Duration::from_secs(plan.seconds);
@@ -165,8 +171,12 @@ pub async fn run(target: &Target, plan: Plan) -> Reckoning {
             sent.len() - 1
         };
         let (target, sent) = (target.clone(), sent.clone());
+        let idle = plan.keep_alive.then(|| idle.clone());
         senders.spawn(async move {
-            let answer = send_as(&target, &sender, &recipient, &content).await;
+            let answer = match idle {
+                Some(idle) => send_kept(&target, &idle, &sender, &recipient, &content).await,
+                None => send_as(&target, &sender, &recipient, &content).await,
+            };
             sent.lock().expect("sent lock")[index].outcome = Some(answer);
         });
         seq += 1;
@@ -273,7 +283,7 @@ pub async fn run(target: &Target, plan: Plan) -> Reckoning {
         ms("p99"),
     );
     let detail = serde_json::json!({
-        "rate": plan.rate, "seconds": plan.seconds, "customers": plan.customers,
+        "rate": plan.rate, "keep_alive": plan.keep_alive, "seconds": plan.seconds, "customers": plan.customers,
         "sent": sent.len(), "sent_ok": sent_ok, "delivered": delivered,
         "duplicated": duplicated, "lost": lost, "unread": unread, "fial_stored": fial_stored,
         "poll_ms": summary(&mut to_polls), "stream_ms": summary(&mut to_stream),
@@ -291,34 +301,56 @@ async fn customer(
     name: String,
     prefix: String,
     pause: Duration,
+    keep_alive: bool,
     received: Arc<Received>,
     stop: Arc<AtomicBool>,
 ) {
-    let cookie = vec![("Cookie".to_owned(), format!("username={name}").into_bytes())];
+    let mut cookie = vec![("Cookie".to_owned(), format!("username={name}").into_bytes())];
+    if keep_alive {
+        cookie.push(("Connection".to_owned(), b"keep-alive".to_vec()));
+    }
     let path = format!("{}/AJ05comitajax.php", target.base_path);
     let request = build_request("GET", &path, &target.authority, &cookie, b"");
+    let mut kept = keep_alive.then(|| Kept::new(&target.authority));
     while !stop.load(Ordering::Relaxed) {
-        let Ok(mut poll) = Exchange::send(&target.authority, &request, false).await else {
-            tokio::time::sleep(PAGE_PAUSE).await;
-            continue;
-        };
         // The poll waits as long as nothing comes; the run's end aborts it.
-        let whole = poll
-            .finish(Duration::from_secs(3600))
-            .await
-            .unwrap_or(false);
-        let status = poll.head.as_ref().map_or(0, |head| head.status);
-        if whole && status == 200 {
-            if let Some(content) = content_of(&poll.body) {
-                if content.starts_with(&prefix) {
-                    received.note(content, &poll);
+        let answer = match &mut kept {
+            Some(kept) => kept
+                .request(&request)
+                .await
+                .map(|(status, body)| (status, body, String::new()))
+                .ok(),
+            None => poll_once(&target, &request).await,
+        };
+        match answer {
+            Some((200, body, upstream)) => {
+                if let Some(content) = content_of(&body) {
+                    if content.starts_with(&prefix) {
+                        received.note(content, upstream);
+                    }
                 }
+                tokio::time::sleep(pause).await;
             }
-            tokio::time::sleep(pause).await;
-        } else {
-            tokio::time::sleep(PAGE_PAUSE).await;
+            _ => tokio::time::sleep(PAGE_PAUSE).await,
         }
     }
+}
+
+/// One poll on its own connection: status, body and upstream once it is whole.
+async fn poll_once(target: &Target, request: &[u8]) -> Option<(u16, Vec<u8>, String)> {
+    let mut poll = Exchange::send(&target.authority, request, false)
+        .await
+        .ok()?;
+    if !poll
+        .finish(Duration::from_secs(3600))
+        .await
+        .unwrap_or(false)
+    {
+        return None;
+    }
+    let status = poll.head.as_ref().map_or(0, |head| head.status);
+    let upstream = upstream(&poll);
+    Some((status, std::mem::take(&mut poll.body), upstream))
 }
 
 /// The agent page's iframe: one stream, reopened when it ends.
@@ -328,8 +360,8 @@ async fn agent(target: Target, prefix: String, received: Arc<Received>, stop: Ar
             tokio::time::sleep(PAGE_PAUSE).await;
             continue;
         };
-        read_stream(&mut stream, &prefix, |content, stream| {
-            received.note(content, stream)
+        read_stream(&mut stream, &prefix, |content, upstream| {
+            received.note(content, upstream)
         })
         .await;
         tokio::time::sleep(PAGE_PAUSE).await;
@@ -349,7 +381,7 @@ pub async fn open_stream(target: &Target) -> Result<Exchange, chat_compat::Compa
 pub async fn read_stream(
     stream: &mut Exchange,
     prefix: &str,
-    mut note: impl FnMut(String, &Exchange),
+    mut note: impl FnMut(String, String),
 ) {
     const OPEN: &[u8] = b"parent.window.comet(";
     const CLOSE: &[u8] = b");</script>";
@@ -368,7 +400,7 @@ pub async fn read_stream(
             let content =
                 find(script, OPEN).and_then(|open| content_of(&script[open + OPEN.len()..]));
             if let Some(content) = content.filter(|c| c.starts_with(prefix)) {
-                note(content, stream);
+                note(content, upstream(stream));
             }
             parsed += close + CLOSE.len();
         }
@@ -420,9 +452,37 @@ async fn read_table(url: &str, prefix: &str) -> HashMap<String, bool> {
     panic!("no database node answered; cannot count the run");
 }
 
-/// One send as `sender`, through the load balancer; the answer's body (empty when none).
-async fn send_as(target: &Target, sender: &str, recipient: &str, content: &str) -> Answer {
-    let headers = vec![
+/// One send as `sender` on an idle kept connection (or a new one), given back after an answer.
+async fn send_kept(
+    target: &Target,
+    idle: &Mutex<Vec<Kept>>,
+    sender: &str,
+    recipient: &str,
+    content: &str,
+) -> Answer {
+    let taken = idle.lock().expect("idle lock").pop();
+    let mut kept = taken.unwrap_or_else(|| Kept::new(&target.authority));
+    let request = send_request(target, sender, recipient, content, true);
+    let answer = match tokio::time::timeout(SEND_TIMEOUT, kept.request(&request)).await {
+        Ok(Ok((200, body))) if body == b"OK" => Answer::Ok,
+        Ok(Ok((200, body))) => Answer::Other(String::from_utf8_lossy(&body).into_owned()),
+        Ok(Ok((status, _))) => Answer::Other(format!("status {status}")),
+        Ok(Err(err)) => return Answer::Other(format!("no whole answer: {err}")),
+        Err(_) => return Answer::Other(format!("no whole answer in {SEND_TIMEOUT:?}")),
+    };
+    idle.lock().expect("idle lock").push(kept);
+    answer
+}
+
+/// The page's `AJsendmsg.php` POST as `sender`.
+fn send_request(
+    target: &Target,
+    sender: &str,
+    recipient: &str,
+    content: &str,
+    keep_alive: bool,
+) -> Vec<u8> {
+    let mut headers = vec![
         (
             "Cookie".to_owned(),
             format!("username={sender}").into_bytes(),
@@ -432,9 +492,17 @@ async fn send_as(target: &Target, sender: &str, recipient: &str, content: &str) 
             b"application/x-www-form-urlencoded".to_vec(),
         ),
     ];
+    if keep_alive {
+        headers.push(("Connection".to_owned(), b"keep-alive".to_vec()));
+    }
     let path = format!("{}/AJsendmsg.php", target.base_path);
     let body = format!("rec={recipient}&content={content}");
-    let request = build_request("POST", &path, &target.authority, &headers, body.as_bytes());
+    build_request("POST", &path, &target.authority, &headers, body.as_bytes())
+}
+
+/// One send as `sender`, through the load balancer; the answer's body (empty when none).
+async fn send_as(target: &Target, sender: &str, recipient: &str, content: &str) -> Answer {
+    let request = send_request(target, sender, recipient, content, false);
     let Ok(mut exchange) = Exchange::send(&target.authority, &request, false).await else {
         return Answer::Other("no connection".to_owned());
     };

@@ -27,16 +27,16 @@ impl Kept {
     }
 
     /// Sends `request` (which must not ask for `Connection: close`) and returns the response's
-    /// body. The connection is dropped after an error or a `Connection: close` answer.
-    pub async fn request(&mut self, request: &[u8]) -> io::Result<Vec<u8>> {
+    /// status and body. The connection is dropped after an error or a `Connection: close` answer.
+    pub async fn request(&mut self, request: &[u8]) -> io::Result<(u16, Vec<u8>)> {
         let result = self.exchange(request).await;
-        if !matches!(result, Ok((_, true))) {
+        if !matches!(result, Ok((_, _, true))) {
             self.stream = None;
         }
-        result.map(|(body, _)| body)
+        result.map(|(status, body, _)| (status, body))
     }
 
-    async fn exchange(&mut self, request: &[u8]) -> io::Result<(Vec<u8>, bool)> {
+    async fn exchange(&mut self, request: &[u8]) -> io::Result<(u16, Vec<u8>, bool)> {
         if self.stream.is_none() {
             self.buffer.clear();
             let stream = TcpStream::connect(&self.authority).await?;
@@ -53,6 +53,11 @@ impl Kept {
         };
         let head = String::from_utf8_lossy(&self.buffer[..head_end]).to_ascii_lowercase();
         let keep = !head.contains("\r\nconnection: close");
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .ok_or_else(|| io::Error::other("bad status line"))?;
         self.buffer.drain(..head_end);
         let body = match header(&head, "content-length") {
             Some(length) => {
@@ -66,7 +71,7 @@ impl Kept {
             }
             None => read_chunked(stream, &mut self.buffer).await?,
         };
-        Ok((body, keep))
+        Ok((status, body, keep))
     }
 }
 

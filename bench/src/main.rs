@@ -121,6 +121,10 @@ enum Mode {
         /// The server's database, read at the end.
         #[arg(long)]
         database_url: String,
+        /// Customers keep their connection open between polls and sends reuse open
+        /// connections, as browsers do, instead of one connection per request.
+        #[arg(long)]
+        keep_alive: bool,
     },
     /// One agent stream; rows for it inserted straight into the table; its rate.
     Stream {
@@ -191,6 +195,7 @@ async fn main() {
                 nodes,
                 instances,
                 pause: Duration::from_secs(1),
+                keep_alive: false,
             };
             let reckoning = cluster::run(&target, plan).await;
             println!("{}", reckoning.line);
@@ -204,6 +209,7 @@ async fn main() {
             rate,
             customers,
             database_url,
+            keep_alive,
         } => {
             let plan = cluster::Plan {
                 seconds,
@@ -214,6 +220,7 @@ async fn main() {
                 nodes: 1,
                 instances: 1,
                 pause: Duration::ZERO,
+                keep_alive,
             };
             let reckoning = cluster::run(&target, plan).await;
             let mut line = reckoning.detail;
@@ -285,6 +292,7 @@ async fn sends(
                     Some(kept) => kept
                         .request(&send_request(&target, &recipient, "load", true))
                         .await
+                        .map(|(_, body)| body)
                         .unwrap_or_default(),
                     None => send(&target, &recipient, "load").await,
                 };
