@@ -9,11 +9,6 @@ use chat_server::{Config, LogFormat};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-// glibc's malloc took about a fifth of the server's CPU under a send load (per-request buffers
-// freed on another thread, arena locks); mimalloc's per-thread free lists do not (BENCHMARKS.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// The first argument that runs the preflight instead of the server.
 const CHECK: &str = "check";
 
