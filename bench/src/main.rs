@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --release -p chat-bench -- --target 127.0.0.1:8080 latency --rounds 30
 //! cargo run --release -p chat-bench -- --target 127.0.0.1:8080 sends --seconds 10 --concurrency 16
+//! cargo run --release -p chat-bench -- --target 127.0.0.1:8080 sends --concurrency 64 --keep-alive
 //! cargo run --release -p chat-bench -- --target 127.0.0.1:8080 waiters --count 20000 --hold-secs 10
 //! cargo run --release -p chat-bench -- --target 127.0.0.1:23380 cluster --seconds 60 --rate 40 \
 //!     --customers 40 --database-url mysql://root@127.0.0.1:23301,127.0.0.1:23302/test
@@ -25,7 +26,8 @@
 //! `waiters` opens one long poll per simulated customer, holds them (print `holding` on stderr so a
 //! script can sample the server meanwhile), then sends each customer one message and measures how
 //! long each took to arrive. Requests go through the compat suite's raw HTTP/1.1 client
-//! (`chat_compat::http`), one connection each.
+//! (`chat_compat::http`), one connection each; `sends --keep-alive` and `rate --keep-alive` keep
+//! connections open between requests instead, as browsers do (`kept.rs`).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
