@@ -28,7 +28,7 @@ use chat_compat::http::{build_request, find, Exchange};
 use mysql_async::prelude::Queryable;
 
 use crate::kept::Kept;
-use crate::{summary, Target};
+use crate::{send_request, summary, Target};
 
 /// The run's shape.
 pub struct Plan {
@@ -472,32 +472,6 @@ async fn send_kept(
     };
     idle.lock().expect("idle lock").push(kept);
     answer
-}
-
-/// The page's `AJsendmsg.php` POST as `sender`.
-fn send_request(
-    target: &Target,
-    sender: &str,
-    recipient: &str,
-    content: &str,
-    keep_alive: bool,
-) -> Vec<u8> {
-    let mut headers = vec![
-        (
-            "Cookie".to_owned(),
-            format!("username={sender}").into_bytes(),
-        ),
-        (
-            "Content-Type".to_owned(),
-            b"application/x-www-form-urlencoded".to_vec(),
-        ),
-    ];
-    if keep_alive {
-        headers.push(("Connection".to_owned(), b"keep-alive".to_vec()));
-    }
-    let path = format!("{}/AJsendmsg.php", target.base_path);
-    let body = format!("rec={recipient}&content={content}");
-    build_request("POST", &path, &target.authority, &headers, body.as_bytes())
 }
 
 /// One send as `sender`, through the load balancer; the answer's body (empty when none).

@@ -292,7 +292,7 @@ async fn sends(
                 let started = Instant::now();
                 let answer = match &mut kept {
                     Some(kept) => kept
-                        .request(&send_request(&target, &recipient, "load", true))
+                        .request(&send_request(&target, "admin", &recipient, "load", true))
                         .await
                         .map(|(_, body)| body)
                         .unwrap_or_default(),
@@ -413,10 +413,20 @@ async fn open_poll(target: &Target, user: &str) -> Exchange {
         .expect("open poll")
 }
 
-/// The page's `AJsendmsg.php` POST, on a connection closed after it unless `keep_alive`.
-fn send_request(target: &Target, recipient: &str, content: &str, keep_alive: bool) -> Vec<u8> {
+/// The page's `AJsendmsg.php` POST as `sender`, on a connection closed after it unless
+/// `keep_alive`.
+fn send_request(
+    target: &Target,
+    sender: &str,
+    recipient: &str,
+    content: &str,
+    keep_alive: bool,
+) -> Vec<u8> {
     let mut headers = vec![
-        ("Cookie".to_owned(), b"username=admin".to_vec()),
+        (
+            "Cookie".to_owned(),
+            format!("username={sender}").into_bytes(),
+        ),
         (
             "Content-Type".to_owned(),
             b"application/x-www-form-urlencoded".to_vec(),
@@ -431,7 +441,7 @@ fn send_request(target: &Target, recipient: &str, content: &str, keep_alive: boo
 }
 
 async fn send(target: &Target, recipient: &str, content: &str) -> Vec<u8> {
-    let request = send_request(target, recipient, content, false);
+    let request = send_request(target, "admin", recipient, content, false);
     answer(
         Exchange::send(&target.authority, &request, false)
             .await
