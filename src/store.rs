@@ -467,37 +467,25 @@ impl Store {
         let list = id_list(mids.iter().copied());
         self.bounded(async {
             let current = self.current();
-            let mut tx = ClaimTx(Some(current.pool.get_conn().await?));
+            let mut tx = ClaimTx::new(current.pool.get_conn().await?);
             let lock = if current.galera {
                 lock_unread_synced(&list)
             } else {
                 lock_unread(&list)
             };
-            let conn = tx.conn();
             let (messages, flagged) = if !self.claims_many() {
                 // Two round trips: a MyISAM claim must not flag a row it did not read.
-                let mut result = conn.query_iter(format!("{BEGIN}; {lock}")).await?;
-                result.collect::<Row>().await?;
-                let rows: Vec<Row> = result.collect().await?;
-                drop(result);
+                let (rows, _) = tx.run(&[BEGIN, &lock]).await?;
                 let messages: Vec<Message> = rows.into_iter().map(Message::from_row).collect();
                 if messages.is_empty() {
                     return Ok(Claim::Taken);
                 }
                 let locked = id_list(messages.iter().map(|message| message.mid));
-                let conn = tx.conn();
-                conn.query_drop(claim_rows(&locked)).await?;
-                (messages, conn.affected_rows())
+                let (_, flagged) = tx.run(&[&claim_rows(&locked)]).await?;
+                (messages, flagged)
             } else {
                 // One round trip: the UPDATE flags exactly the rows the locking read locked.
-                let mut result = conn
-                    .query_iter(format!("{BEGIN}; {lock}; {}", claim_rows(&list)))
-                    .await?;
-                result.collect::<Row>().await?;
-                let rows: Vec<Row> = result.collect().await?;
-                result.collect::<Row>().await?;
-                let flagged = result.affected_rows();
-                drop(result);
+                let (rows, flagged) = tx.run(&[BEGIN, &lock, &claim_rows(&list)]).await?;
                 (rows.into_iter().map(Message::from_row).collect(), flagged)
             };
             if messages.is_empty() || flagged != messages.len() as u64 {
@@ -668,29 +656,68 @@ impl OpenClaim {
 const BEGIN: &str = "START TRANSACTION";
 
 /// A claim's transaction, begun with [`BEGIN`] inside the claim's first query rather than by
-/// `start_transaction`, so the pool does not know it is open: dropping it uncommitted rolls it
-/// back before the connection goes back to the pool (or closes the connection when the ROLLBACK
-/// fails, which rolls it back too).
+/// `start_transaction`, so the pool does not know it is open and would hand the connection on
+/// with it (the next `START TRANSACTION` there would commit our claim). Dropping it uncommitted
+/// therefore ends it first:
+///
+/// - between exchanges, with a ROLLBACK before the connection goes back to the pool (closing the
+///   connection if that fails);
+/// - in the middle of one (a timeout), by closing the connection, which rolls back: a ROLLBACK
+///   sent then would read the interrupted query's answers as its own, and the pool would get the
+///   connection back with the transaction open and the ROLLBACK's answer still unread.
 #[derive(Debug)]
-struct ClaimTx(Option<Conn>);
+struct ClaimTx {
+    conn: Option<Conn>,
+    mid_exchange: bool,
+}
 
 impl ClaimTx {
-    fn conn(&mut self) -> &mut Conn {
-        self.0
+    fn new(conn: Conn) -> ClaimTx {
+        ClaimTx {
+            conn: Some(conn),
+            mid_exchange: false,
+        }
+    }
+
+    /// Runs `statements` in one round trip and reads all of their answers: the rows of every
+    /// statement, and the rows the last one affected.
+    async fn run(&mut self, statements: &[&str]) -> Result<(Vec<Row>, u64), mysql_async::Error> {
+        let conn = self
+            .conn
             .as_mut()
-            .expect("a ClaimTx holds its connection until commit or drop")
+            .expect("a ClaimTx holds its connection until commit or drop");
+        self.mid_exchange = true;
+        let answers = read_all(conn, statements).await;
+        self.mid_exchange = false;
+        answers
     }
 
     /// COMMIT; its first poll writes the statement to the socket ([`OpenClaim::commit`]).
+    /// Dropped unfinished, the connection is mid-exchange and mysql_async discards it.
     async fn commit(mut self) -> Result<(), mysql_async::Error> {
-        let mut conn = self.0.take().expect("committed once");
+        let mut conn = self.conn.take().expect("committed once");
         conn.query_drop("COMMIT").await
     }
 }
 
+/// One `collect` per statement, never fewer: when a statement fails (a lock wait timeout),
+/// mysql_async keeps its error for the next `collect` and `is_empty` already says "no more", so
+/// stopping at `is_empty` would take the failure for an empty answer.
+async fn read_all(
+    conn: &mut Conn,
+    statements: &[&str],
+) -> Result<(Vec<Row>, u64), mysql_async::Error> {
+    let mut result = conn.query_iter(statements.join("; ")).await?;
+    let mut rows = Vec::new();
+    for _ in statements {
+        rows.extend(result.collect::<Row>().await?);
+    }
+    Ok((rows, result.affected_rows()))
+}
+
 impl Drop for ClaimTx {
     fn drop(&mut self) {
-        let Some(mut conn) = self.0.take() else {
+        let Some(mut conn) = self.conn.take() else {
             return;
         };
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
@@ -699,8 +726,9 @@ impl Drop for ClaimTx {
             drop(conn);
             return;
         };
+        let mid_exchange = self.mid_exchange;
         runtime.spawn(async move {
-            if conn.query_drop("ROLLBACK").await.is_err() {
+            if mid_exchange || conn.query_drop("ROLLBACK").await.is_err() {
                 let _ = conn.disconnect().await;
             }
         });
