@@ -84,6 +84,81 @@ async fn a_claim_blocked_by_a_row_lock_past_the_timeout_is_delivered_once_the_lo
     server.stop().await;
 }
 
+/// A claim cut short by `--db-timeout-ms` while its query still runs on the server (it waits on
+/// a row lock that goes before MariaDB's own lock wait gives up, so the query then succeeds
+/// there, flagging the row inside the claim's transaction). The claim must give the message
+/// back, and the pool must go on answering: one pooled connection, so every later statement
+/// needs the pool to have closed or cleanly ended the cut one. (A ROLLBACK sent on the
+/// half-read connection would mostly be caught by mysql_async's packet sequence check rather
+/// than by this test; the store closes such a connection instead.)
+#[tokio::test]
+async fn a_claim_cut_short_mid_query_leaves_no_half_read_connection_behind() {
+    let db = TestDb::with_schema().await;
+    db.exec("INSERT INTO msg (rec, pos, content) VALUES ('carol', 'admin', 'first')")
+        .await;
+    let server = TestServer::start_with(&db, |args| {
+        set_flag(args, "--db-timeout-ms", "200");
+        args.extend(["--db-pool-max".to_owned(), "1".to_owned()]);
+    })
+    .await;
+    let mut locker = db.conn().await;
+    locker.query_drop("BEGIN").await.expect("begin");
+    locker
+        .query_drop("SELECT * FROM msg WHERE mid = 1 FOR UPDATE")
+        .await
+        .expect("lock the row");
+    let mut observer = db.conn().await;
+    let lock_waits = observer_status(&mut observer, "Innodb_row_lock_waits").await;
+    let poll = tokio::spawn(exchange_from(None, server.addr, poll_request("carol")));
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while observer_status(&mut observer, "Innodb_row_lock_waits").await <= lock_waits {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no claim waited on the lock"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The fault: the lock outlives the server's 200 ms timeout but not MariaDB's 1 s lock wait.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    locker.query_drop("COMMIT").await.expect("unlock");
+    let answer = within(DEADLINE, "the poll after the lock", poll)
+        .await
+        .expect("poll task")
+        .expect("connected");
+    assert_eq!(
+        content_of(&complete_body(&answer).expect("a complete answer")),
+        "first"
+    );
+    // The pool's connection still answers its own questions.
+    for round in 0..5 {
+        let content = format!("next{round}");
+        let sent = server
+            .post_form(
+                "/AJsendmsg.php",
+                Some("username=admin"),
+                format!("rec=carol&content={content}").as_bytes(),
+            )
+            .await;
+        assert_eq!(sent.text(), "OK");
+        let got = server
+            .get("/AJ05comitajax.php", Some("username=carol"))
+            .await;
+        assert!(got.text().contains(&content), "{}", got.text());
+    }
+    let read: Vec<i64> = db.messages().await.iter().map(|row| row.4).collect();
+    assert_eq!(read, vec![1; 6], "every message read once");
+    server.stop().await;
+}
+
+/// Replaces the value of `flag` in a server's arguments.
+fn set_flag(args: &mut [String], flag: &str, value: &str) {
+    let at = args
+        .iter()
+        .position(|arg| arg == flag)
+        .expect("the flag is among the defaults");
+    args[at + 1] = value.to_owned();
+}
+
 #[tokio::test]
 async fn sigkill_mid_burst_doubles_nothing_and_loses_at_most_what_it_lands_between_two_writes() {
     // SIGKILL_CUSTOMERS / SIGKILL_TRIALS try harder than CI's default.

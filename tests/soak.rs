@@ -1,7 +1,9 @@
 //! The soak: customers polling as the page does (and sometimes walking away mid-poll), the agent's
 //! stream, and senders at a fixed rate, while the database is cut away and the server is
 //! SIGKILLed and SIGTERMed and started again. It ends with one JSON line of counts and fails on
-//! anything lost, doubled, stored after `FIAL`, missing after `OK`, or left unread.
+//! anything lost, doubled, stored after `FIAL`, missing after `OK`, or left unread; the one loss
+//! README.md admits, a SIGKILL between a claim's COMMIT and its answer, is counted apart
+//! (`lost_at_sigkill`) and bounded.
 //!
 //! ```text
 //! cargo test --test soak -- --nocapture                    # CI's short form (20 s)
@@ -36,6 +38,8 @@ struct Tally {
     answers: Mutex<Vec<(String, Option<String>)>>,
     /// How often each content reached a client.
     received: Mutex<HashMap<String, u32>>,
+    /// When each content was sent.
+    sent_at: Mutex<HashMap<String, Instant>>,
 }
 
 impl Tally {
@@ -88,6 +92,7 @@ async fn soak_under_mixed_faults_loses_and_doubles_nothing() {
 
     let start = Instant::now();
     let mut faults: HashMap<&str, u32> = HashMap::new();
+    let mut kills: Vec<Instant> = Vec::new();
     for round in 0.. {
         tokio::time::sleep(Duration::from_secs(2)).await;
         if start.elapsed() >= Duration::from_secs(seconds) {
@@ -101,6 +106,7 @@ async fn soak_under_mixed_faults_loses_and_doubles_nothing() {
                 "database cut"
             }
             1 => {
+                kills.push(Instant::now());
                 server.kill();
                 server = server.restart().await;
                 "server SIGKILL"
@@ -157,10 +163,25 @@ async fn soak_under_mixed_faults_loses_and_doubles_nothing() {
         .iter()
         .filter(|(c, a)| a.as_deref() == Some("OK") && !stored.contains_key(c))
         .count();
-    let lost = rows
+    // Read, and no client has it. README.md's one exception: a SIGKILL that lands between a
+    // claim's COMMIT and its answer's write loses that message. The two writes are a few
+    // microseconds apart on an idle machine, but the COMMIT wakes MariaDB's thread, which may
+    // run first on a busy one, so the kill can land in between: a message sent shortly before
+    // a SIGKILL, at most one per server thread per kill (two).
+    let sent_at = tally.sent_at.lock().expect("tally").clone();
+    let at_a_kill = |content: &String| {
+        sent_at.get(content).is_some_and(|&sent| {
+            kills
+                .iter()
+                .any(|&kill| sent <= kill && kill.duration_since(sent) < Duration::from_secs(2))
+        })
+    };
+    let (lost_at_sigkill, lost): (Vec<_>, Vec<_>) = rows
         .iter()
         .filter(|(c, isread)| *isread == 1 && !received.contains_key(c))
-        .count();
+        .map(|(c, _)| c)
+        .partition(|c| at_a_kill(c));
+    let (lost_at_sigkill, lost) = (lost_at_sigkill.len(), lost.len());
     let unread = rows.iter().filter(|(_, isread)| *isread == 0).count();
     let once = received.values().filter(|&&n| n == 1).count();
     let twice = received.values().filter(|&&n| n > 1).count();
@@ -170,7 +191,8 @@ async fn soak_under_mixed_faults_loses_and_doubles_nothing() {
             "seconds": seconds, "customers": customers, "rate": rate, "faults": faults,
             "sent": answers.len(), "answered_ok": count(Some("OK")), "answered_fial": count(Some("FIAL")),
             "unanswered": count(None), "stored": rows.len(), "delivered_once": once,
-            "delivered_twice": twice, "lost": lost, "still_unread": unread,
+            "delivered_twice": twice, "lost": lost, "lost_at_sigkill": lost_at_sigkill,
+            "still_unread": unread,
             "fial_but_stored": fial_stored, "ok_but_missing": ok_missing,
         })
     );
@@ -178,6 +200,11 @@ async fn soak_under_mixed_faults_loses_and_doubles_nothing() {
         (lost, twice, unread, fial_stored, ok_missing),
         (0, 0, 0, 0, 0),
         "lost, doubled, unread, FIAL-but-stored, OK-but-missing"
+    );
+    assert!(
+        lost_at_sigkill <= 2 * kills.len(),
+        "lost {lost_at_sigkill} at {} SIGKILLs",
+        kills.len()
     );
     assert!(
         once > 0 && faults.len() >= 2,
@@ -287,6 +314,11 @@ async fn send_at_rate(
             (format!("cust{}", (n / 2) % customers), "admin".to_owned())
         };
         let content = format!("m{n}");
+        tally
+            .sent_at
+            .lock()
+            .expect("tally")
+            .insert(content.clone(), Instant::now());
         let raw = form_request(
             "/AJsendmsg.php",
             Some(&format!("username={sender}")),
