@@ -212,8 +212,13 @@ impl<'a> Lexer<'a> {
                     self.at += 2;
                 }
                 (b'#', _) | (b'/', Some(b'/')) => {
-                    if !nested && self.line_comment() {
-                        // `?>` ends the comment and the code, and stands for the `;`.
+                    if self.line_comment() {
+                        // `?>` ends the comment and the code, and stands for the `;`; inside
+                        // `{$…}` it leaves a string open, which PHP refuses to compile.
+                        if nested {
+                            self.error = true;
+                            return End::Eof;
+                        }
                         return End::Close;
                     }
                 }

@@ -147,3 +147,16 @@ fn deeply_nested_interpolation_is_declined_without_exhausting_the_stack() {
     let shallow = b"<?php \"{$a[\"{$b}\"]}\"; ?>x";
     assert_eq!(Script::parse(shallow).printed(), Printed::Declined);
 }
+
+#[test]
+fn comments_inside_string_interpolation_are_skipped() {
+    // A `#` or `//` inside `{$…}` once stopped the lexer from moving on (an endless loop, found
+    // by the property test `printed_text_is_made_of_the_file_in_order`). PHP 8.2 (`php` CLI):
+    // the first two run (warnings about `$a`), the last two do not compile.
+    check(&[
+        (b"<?php \"{$a # c\n}\";", Printed::Declined),
+        (b"A<?php \"{$a // c\n}\"; ?>B", Printed::Declined),
+        (b"<?php \"{$#", Printed::ParseError),
+        (b"<?php \"{$a // ?>x\";\nhello", Printed::ParseError),
+    ]);
+}
