@@ -110,6 +110,8 @@ enum Answer {
 
 /// Longest a single send may take before it counts as not answered.
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest a customer's poll waits: as long as the run (its end aborts it).
+const POLL_WAIT: Duration = Duration::from_secs(3600);
 /// Pause of the legacy page after an error before it tries again.
 const PAGE_PAUSE: Duration = Duration::from_secs(1);
 
@@ -316,7 +318,7 @@ async fn customer(
         // The poll waits as long as nothing comes; the run's end aborts it.
         let answer = match &mut kept {
             Some(kept) => kept
-                .request(&request)
+                .request(&request, POLL_WAIT)
                 .await
                 .map(|(status, body)| (status, body, String::new()))
                 .ok(),
@@ -341,11 +343,7 @@ async fn poll_once(target: &Target, request: &[u8]) -> Option<(u16, Vec<u8>, Str
     let mut poll = Exchange::send(&target.authority, request, false)
         .await
         .ok()?;
-    if !poll
-        .finish(Duration::from_secs(3600))
-        .await
-        .unwrap_or(false)
-    {
+    if !poll.finish(POLL_WAIT).await.unwrap_or(false) {
         return None;
     }
     let status = poll.head.as_ref().map_or(0, |head| head.status);
@@ -463,13 +461,13 @@ async fn send_kept(
     let taken = idle.lock().expect("idle lock").pop();
     let mut kept = taken.unwrap_or_else(|| Kept::new(&target.authority));
     let request = send_request(target, sender, recipient, content, true);
-    let answer = match tokio::time::timeout(SEND_TIMEOUT, kept.request(&request)).await {
-        Ok(Ok((200, body))) if body == b"OK" => Answer::Ok,
-        Ok(Ok((200, body))) => Answer::Other(String::from_utf8_lossy(&body).into_owned()),
-        Ok(Ok((status, _))) => Answer::Other(format!("status {status}")),
-        Ok(Err(err)) => return Answer::Other(format!("no whole answer: {err}")),
-        Err(_) => return Answer::Other(format!("no whole answer in {SEND_TIMEOUT:?}")),
+    let answer = match kept.request(&request, SEND_TIMEOUT).await {
+        Ok((200, body)) if body == b"OK" => Answer::Ok,
+        Ok((200, body)) => Answer::Other(String::from_utf8_lossy(&body).into_owned()),
+        Ok((status, _)) => Answer::Other(format!("status {status}")),
+        Err(err) => Answer::Other(format!("no whole answer: {err}")),
     };
+    // A connection that failed is closed inside; the Kept reconnects on its next request.
     idle.lock().expect("idle lock").push(kept);
     answer
 }

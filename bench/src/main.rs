@@ -292,7 +292,10 @@ async fn sends(
                 let started = Instant::now();
                 let answer = match &mut kept {
                     Some(kept) => kept
-                        .request(&send_request(&target, "admin", &recipient, "load", true))
+                        .request(
+                            &send_request(&target, "admin", &recipient, "load", true),
+                            ANSWER_TIMEOUT,
+                        )
                         .await
                         .map(|(_, body)| body)
                         .unwrap_or_default(),

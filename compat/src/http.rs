@@ -138,6 +138,22 @@ impl Exchange {
         })
     }
 
+    /// Writes `request` on this same connection, once the previous response is complete and the
+    /// server kept the connection open, and reads its response from here on (bytes already
+    /// received past the previous response belong to it).
+    pub async fn send_again(&mut self, request: &[u8]) -> Result<(), CompatError> {
+        self.stream
+            .write_all(request)
+            .await
+            .map_err(|e| CompatError::Http(format!("write again: {e}")))?;
+        self.framing = None;
+        self.head = None;
+        self.body.clear();
+        self.chunk_ends.clear();
+        self.complete = false;
+        Ok(())
+    }
+
     /// Reads until `done(self)` holds, the response is complete, the connection closes, or
     /// `deadline` passes. Returns whether `done` held. Cancel-safe: nothing read is lost when
     /// the future is dropped.
