@@ -44,26 +44,19 @@ async fn a_claim_blocked_by_a_row_lock_past_the_timeout_is_delivered_once_the_lo
     db.exec("INSERT INTO msg (rec, pos, content) VALUES ('bob', 'admin', 'locked')")
         .await;
     let server = TestServer::start(&db).await;
-    let mut locker = db.conn().await;
-    locker.query_drop("BEGIN").await.expect("begin");
-    locker
-        .query_drop("SELECT * FROM msg WHERE mid = 1 FOR UPDATE")
-        .await
-        .expect("lock the row");
+    let mut locker = lock_first_row(&db).await;
     let poll = tokio::spawn(exchange_from(None, server.addr, poll_request("bob")));
     // Three lock waits prove the row stayed locked past the server's database timeout (2 s;
     // each claim's lock wait gives up after 1 s, then backs off) and that claims kept trying.
     // The counter is global; a wait elsewhere only makes this hold the lock a little shorter.
     let mut observer = db.conn().await;
     let lock_waits = observer_status(&mut observer, "Innodb_row_lock_waits").await;
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    while observer_status(&mut observer, "Innodb_row_lock_waits").await < lock_waits + 3 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "claims never waited on the lock"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_lock_waits(
+        &mut observer,
+        lock_waits + 3,
+        "claims never waited on the lock",
+    )
+    .await;
     assert!(
         !poll.is_finished(),
         "the poll waits while the row is locked"
@@ -97,29 +90,16 @@ async fn a_claim_cut_short_mid_query_leaves_no_half_read_connection_behind() {
     db.exec("INSERT INTO msg (rec, pos, content) VALUES ('carol', 'admin', 'first')")
         .await;
     let server = TestServer::start_with(&db, |args| {
-        set_flag(args, "--db-timeout-ms", "200");
-        args.extend(["--db-pool-max".to_owned(), "1".to_owned()]);
+        args.extend(["--db-timeout-ms", "200", "--db-pool-max", "1"].map(String::from));
     })
     .await;
-    let mut locker = db.conn().await;
-    locker.query_drop("BEGIN").await.expect("begin");
-    locker
-        .query_drop("SELECT * FROM msg WHERE mid = 1 FOR UPDATE")
-        .await
-        .expect("lock the row");
+    let mut locker = lock_first_row(&db).await;
     let mut observer = db.conn().await;
     let lock_waits = observer_status(&mut observer, "Innodb_row_lock_waits").await;
     let poll = tokio::spawn(exchange_from(None, server.addr, poll_request("carol")));
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    while observer_status(&mut observer, "Innodb_row_lock_waits").await <= lock_waits {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no claim waited on the lock"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    // The fault: the lock outlives the server's 200 ms timeout but not MariaDB's 1 s lock wait.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // A second wait is the claim tried again: the first was cut at 200 ms, while its query still
+    // waits on the server (MariaDB gives up after 1 s). The lock goes now, so that query gets it.
+    wait_for_lock_waits(&mut observer, lock_waits + 2, "no claim tried again").await;
     locker.query_drop("COMMIT").await.expect("unlock");
     let answer = within(DEADLINE, "the poll after the lock", poll)
         .await
@@ -150,13 +130,24 @@ async fn a_claim_cut_short_mid_query_leaves_no_half_read_connection_behind() {
     server.stop().await;
 }
 
-/// Replaces the value of `flag` in a server's arguments.
-fn set_flag(args: &mut [String], flag: &str, value: &str) {
-    let at = args
-        .iter()
-        .position(|arg| arg == flag)
-        .expect("the flag is among the defaults");
-    args[at + 1] = value.to_owned();
+/// A connection holding the row `mid = 1` locked until it commits.
+async fn lock_first_row(db: &TestDb) -> mysql_async::Conn {
+    let mut locker = db.conn().await;
+    locker.query_drop("BEGIN").await.expect("begin");
+    locker
+        .query_drop("SELECT * FROM msg WHERE mid = 1 FOR UPDATE")
+        .await
+        .expect("lock the row");
+    locker
+}
+
+/// Waits until MariaDB has counted `at_least` row lock waits (a global counter).
+async fn wait_for_lock_waits(observer: &mut mysql_async::Conn, at_least: u64, failure: &str) {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while observer_status(observer, "Innodb_row_lock_waits").await < at_least {
+        assert!(tokio::time::Instant::now() < deadline, "{failure}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 #[tokio::test]
