@@ -122,11 +122,9 @@ mod tests {
         );
         let connects = (0..CROWD).map(|_| tokio::net::TcpStream::connect(addr));
         let all = futures_util::future::try_join_all(connects);
-        let clients = tokio::time::timeout(Duration::from_millis(900), all)
+        tokio::time::timeout(Duration::from_millis(900), all)
             .await
             .expect("every handshake within 900 ms, before any SYN retransmission")
             .expect("connected");
-        assert_eq!(clients.len(), CROWD);
-        drop(listener);
     }
 }

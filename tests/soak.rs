@@ -165,9 +165,9 @@ async fn soak_under_mixed_faults_loses_and_doubles_nothing() {
         .count();
     // Read, and no client has it. README.md's one exception: a SIGKILL that lands between a
     // claim's COMMIT and its answer's write loses that message. The two writes are a few
-    // microseconds apart on an idle machine, but the COMMIT wakes MariaDB's thread, which may
-    // run first on a busy one, so the kill can land in between: a message sent shortly before
-    // a SIGKILL, at most one per server thread per kill (two).
+    // microseconds apart on an idle machine; on a busy one the thread can be preempted in
+    // between (probably by the MariaDB thread the COMMIT wakes), so the kill can land there: a
+    // message sent shortly before a SIGKILL, at most one per server thread per kill (two).
     let sent_at = tally.sent_at.lock().expect("tally").clone();
     let at_a_kill = |content: &String| {
         sent_at.get(content).is_some_and(|&sent| {
