@@ -14,6 +14,7 @@
 //! - `php`: pure emulation of PHP's parsing and encoding; no I/O.
 //! - `store`: the only SQL, all parameterized.
 //! - `failover`: one pool per database node, the node in use, and moving to the next that answers.
+//! - `collation`: how MariaDB compares `msg.rec`, learnt from MariaDB, as every in-memory key.
 //! - `hub`: where waiting requests park until a message may exist for them.
 //! - `delivery`: storing, and claiming once: a claim commits as its bytes are handed over.
 //! - `batching`: requests that arrive together handled as one batch, without a timer.
@@ -37,6 +38,7 @@
 mod batching;
 mod binlog;
 mod check;
+mod collation;
 mod config;
 mod dburl;
 mod delivery;
@@ -113,7 +115,8 @@ pub async fn run_with_hub(
     let monitor = tokio::spawn(store.clone().monitor(stop.clone()));
     // Health answers from the first probe on; a database that is down does not stop the start.
     store.probed().await;
-    let inbox = Arc::new(inbox::Inbox::default());
+    let collation = hub.collation();
+    let inbox = Arc::new(inbox::Inbox::new(Arc::clone(&collation)));
     let follower = follower.map(|start| pusher.spawn(start, stop.clone()));
     let watcher = watcher::Watcher {
         store: store.clone(),
@@ -130,7 +133,11 @@ pub async fn run_with_hub(
     let watcher = tokio::spawn(watcher.run(stop.clone()));
     let mailbox = delivery::Mailbox::new(store.clone(), hub, inbox, stop.clone(), meters);
     let grace = config.shutdown_grace();
-    let limits = limits::ParkLimits::new(config.max_polls_per_address, config.max_polls_per_user);
+    let limits = limits::ParkLimits::new(
+        config.max_polls_per_address,
+        config.max_polls_per_user,
+        collation,
+    );
     let guard = hardening::Guard::from_config(&config);
     let app = Arc::new(routes::App {
         guard,

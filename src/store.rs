@@ -13,6 +13,7 @@ use std::time::Duration;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row, Transaction, TxOpts, Value};
 
+use crate::collation::{self, Weights};
 use crate::error::Error;
 use crate::failover::{Current, Nodes, PoolSettings};
 use crate::own_writes::OwnWrites;
@@ -82,6 +83,26 @@ const UNREAD: &str = "SELECT mid, rec FROM msg WHERE isread = 0";
 /// notices ids going backwards (TRUNCATE) without a second query.
 const NEWER_THAN: &str =
     "SELECT mid, rec, isread FROM msg WHERE mid > ? OR mid = (SELECT MAX(mid) FROM msg) ORDER BY mid LIMIT ?";
+/// The charset and collation `rec = ?` compares with (both NULL for a binary column).
+const REC_COLLATION: &str = "SELECT CHARACTER_SET_NAME, COLLATION_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'msg' AND COLUMN_NAME = 'rec'";
+
+/// `SELECT … n` for the `16^digits` integers from `first`, in any MySQL or MariaDB (no sequence
+/// engine, no recursion limit): a cross join of one sixteen-row table per hexadecimal digit.
+fn numbers(first: u32, digits: u32) -> String {
+    let sixteen = (1..16).fold("SELECT 0 d".to_owned(), |sql, d| {
+        sql + &format!(" UNION ALL SELECT {d}")
+    });
+    let terms: Vec<String> = (0..digits)
+        .map(|i| format!("{}*h{i}.d", 16u64.pow(i)))
+        .collect();
+    let tables: Vec<String> = (0..digits).map(|i| format!("({sixteen}) h{i}")).collect();
+    format!(
+        "SELECT {first} + {} AS n FROM {}",
+        terms.join(" + "),
+        tables.join(" CROSS JOIN ")
+    )
+}
+
 /// Whether the table can roll a claim back (InnoDB) or not (MyISAM).
 const ENGINE: &str = "SELECT ENGINE FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'msg'";
 /// Lock waits end in an error well before `--db-timeout-ms` would cut the connection, so a row
@@ -282,6 +303,83 @@ impl Store {
             Ordering::Relaxed,
         );
         Ok(())
+    }
+
+    /// How MariaDB compares `msg.rec` ([`crate::collation`]): the column's collation, asked for
+    /// the weight of every character; `None` while there is no `msg` table to ask about.
+    pub async fn rec_weights(&self) -> Result<Option<Arc<Weights>>, Error> {
+        let found: Option<(Option<String>, Option<String>)> = self
+            .bounded(async {
+                let mut conn = self.current().pool.get_conn().await?;
+                Ok(conn.query_first(REC_COLLATION).await?)
+            })
+            .await?;
+        let Some((charset, collation)) = found else {
+            return Ok(None);
+        };
+        let (Some(charset), Some(collation)) = (charset, collation) else {
+            return Ok(Some(Arc::new(Weights::bytes())));
+        };
+        let is_name = |name: &str| name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !is_name(&charset) || !is_name(&collation) {
+            return Err(Error::Config(format!(
+                "msg.rec has an unexpected collation name {collation:?}"
+            )));
+        }
+        if let Some(known) = collation::cached(&collation) {
+            return Ok(Some(known));
+        }
+        // Every code point once: a scan of numbers, not of the table, but not a request's query.
+        let learn = async {
+            let mut conn = self.current().pool.get_conn().await?;
+            let weigh = format!(
+                "WEIGHT_STRING(CONVERT(CHAR(n USING utf32) USING {charset}) COLLATE {collation})"
+            );
+            let pad_space: Option<bool> = conn
+                .query_first(format!(
+                    "SELECT CONVERT('a' USING {charset}) COLLATE {collation} = CONVERT('a ' USING {charset})"
+                ))
+                .await?;
+            // A character the column cannot hold converts to `?`, and back it is not itself.
+            let weighed = |numbers: String| {
+                format!(
+                    "SELECT n, IF(CONVERT(CONVERT(CHAR(n USING utf32) USING {charset}) USING utf32) \
+                     = CHAR(n USING utf32), {weigh}, NULL) FROM ({numbers}) t ORDER BY n"
+                )
+            };
+            let basic: Vec<(u32, Option<Vec<u8>>)> = conn.query(weighed(numbers(0, 4))).await?;
+            let holds_astral: Option<bool> = conn
+                .query_first(format!(
+                    "SELECT CONVERT(CONVERT(CHAR(128512 USING utf32) USING {charset}) USING utf32) = CHAR(128512 USING utf32)"
+                ))
+                .await?;
+            let astral = match holds_astral.unwrap_or(false) {
+                false => None,
+                true => {
+                    let astral = numbers(0x1_0000, 5);
+                    let (distinct, same): (u64, Option<Vec<u8>>) = conn
+                        .query_first(format!(
+                            "SELECT COUNT(DISTINCT w), MIN(w) FROM (SELECT {weigh} w FROM ({astral}) t) w"
+                        ))
+                        .await?
+                        .unwrap_or_default();
+                    Some(match (distinct, same) {
+                        (1, Some(same)) => Ok(same),
+                        _ => Err(conn.query(weighed(astral)).await?),
+                    })
+                }
+            };
+            Ok::<_, Error>(Weights::chars(
+                collation.clone(),
+                pad_space.unwrap_or(true),
+                &basic,
+                astral,
+            ))
+        };
+        let weights = tokio::time::timeout(self.timeout * 20, learn)
+            .await
+            .unwrap_or(Err(Error::DbTimeout))?;
+        Ok(Some(collation::remember(weights)))
     }
 
     /// Stores `batch` in one transaction, one answer per message in order. A batch the
