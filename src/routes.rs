@@ -139,7 +139,7 @@ async fn route(app: &App, peer: IpAddr, request: Request) -> Response<Body> {
                 Endpoint::Poll => {
                     let user = php.cookies.string("username");
                     let Some(_parked) = app.limits.admit(peer, Some(&user)) else {
-                        return error_page(StatusCode::SERVICE_UNAVAILABLE);
+                        return over_ceiling(app, peer);
                     };
                     let max_park = app.config.max_park();
                     let _open = app.mailbox.meters().poll_open();
@@ -147,7 +147,7 @@ async fn route(app: &App, peer: IpAddr, request: Request) -> Response<Body> {
                 }
                 Endpoint::Stream => match app.limits.admit(peer, None) {
                     Some(parked) => stream::stream(script, &php, &app.mailbox, parked),
-                    None => error_page(StatusCode::SERVICE_UNAVAILABLE),
+                    None => over_ceiling(app, peer),
                 },
             };
             if let Some(guard) = &app.guard {
@@ -166,6 +166,23 @@ async fn route(app: &App, peer: IpAddr, request: Request) -> Response<Body> {
         Resource::Directory => error_page(StatusCode::FORBIDDEN),
         Resource::NotFound => error_page(StatusCode::NOT_FOUND),
     }
+}
+
+/// A poll or stream past a parking ceiling: nginx's `limit_conn` answer at once, never a wait.
+/// Logged on the first refusal and every thousandth, so a crowd behind one address (a proxy
+/// whose clients all share it, a benchmark) is visible without a line per request.
+fn over_ceiling(app: &App, peer: IpAddr) -> Response<Body> {
+    let count = app.mailbox.meters().parked_refused();
+    if count % 1000 == 1 {
+        tracing::warn!(
+            %peer,
+            refused = count,
+            per_address = app.config.max_polls_per_address,
+            per_user = app.config.max_polls_per_user,
+            "a poll or stream was refused (503) at a parking ceiling (--max-polls-per-address, --max-polls-per-user)"
+        );
+    }
+    error_page(StatusCode::SERVICE_UNAVAILABLE)
 }
 
 /// The path below the base path, or `None` when the request is outside the site.
