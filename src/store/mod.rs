@@ -4,6 +4,11 @@
 //! The table is the operator's: extra columns, either engine, utf8 or utf8mb4. Nothing here
 //! creates or alters it.
 
+pub mod collation;
+pub mod dburl;
+pub mod failover;
+pub mod own_writes;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,11 +18,11 @@ use std::time::Duration;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row, Transaction, TxOpts, Value};
 
-use crate::collation::{self, Weights};
 use crate::error::Error;
-use crate::failover::{Current, Nodes, PoolSettings};
-use crate::own_writes::OwnWrites;
 use crate::shutdown::Shutdown;
+use crate::store::failover::{Current, Nodes, PoolSettings};
+use crate::store::own_writes::OwnWrites;
+use collation::Weights;
 
 /// Locks unread rows for a claim and reads them whole, as the legacy's `select *` saw them
 /// (before its UPDATE), oldest first. `mids` are integers we hold, so nothing user-controlled
@@ -232,7 +237,7 @@ impl Store {
     }
 
     /// Probes the nodes until shutdown, keeping the store on the first ready one
-    /// ([`crate::failover`]).
+    /// ([`crate::store::failover`]).
     pub async fn monitor(self, shutdown: Shutdown) {
         self.nodes.monitor(shutdown).await;
     }
@@ -258,7 +263,7 @@ impl Store {
         self.nodes.current_opts()
     }
 
-    /// The ids this instance inserted ([`crate::own_writes`]).
+    /// The ids this instance inserted ([`crate::store::own_writes`]).
     pub fn own_writes(&self) -> Arc<OwnWrites> {
         Arc::clone(&self.own)
     }
@@ -305,7 +310,7 @@ impl Store {
         Ok(())
     }
 
-    /// How MariaDB compares `msg.rec` ([`crate::collation`]): the column's collation, asked for
+    /// How MariaDB compares `msg.rec` ([`crate::store::collation`]): the column's collation, asked for
     /// the weight of every character; `None` while there is no `msg` table to ask about.
     pub async fn rec_weights(&self) -> Result<Option<Arc<Weights>>, Error> {
         let found: Option<(Option<String>, Option<String>)> = self

@@ -1,5 +1,5 @@
 //! Request routing: one match from URL to endpoint, and the one place a request (as nginx
-//! handed it over, see [`crate::front`]) becomes the `$_COOKIE`/`$_POST` a PHP script would
+//! handed it over, see [`crate::http::front`]) becomes the `$_COOKIE`/`$_POST` a PHP script would
 //! have seen.
 
 use std::convert::Infallible;
@@ -18,9 +18,9 @@ use tracing::Instrument;
 use crate::config::Config;
 use crate::delivery::Mailbox;
 use crate::endpoints::{error_page, files, full, pages, poll, send, stream, Body, PhpRequest};
-use crate::front::{Handover, Request, Ticket};
 use crate::hardening::Guard;
-use crate::limits::ParkLimits;
+use crate::http::front::{Handover, Request, Ticket};
+use crate::http::limits::ParkLimits;
 use crate::php::{cookie, form, multipart};
 use crate::site::{Endpoint, Resource, Site};
 
@@ -49,7 +49,7 @@ pub struct App {
 /// hyper's service function, for the request the front handed over. Errors never reach hyper:
 /// each becomes the answer nginx or PHP would give. The ticket lives as long as the response
 /// body, so the front reads the next request only once this answer is finished.
-/// Everything logged while a request is handled carries its id ([`crate::request_id`]).
+/// Everything logged while a request is handled carries its id ([`crate::http::request_id`]).
 pub async fn handle(
     app: Arc<App>,
     peer: IpAddr,
@@ -65,7 +65,7 @@ pub async fn handle(
     );
     let response = match handover {
         Handover::Request(request) => {
-            let span = crate::request_id::span(&request.head, peer);
+            let span = crate::http::request_id::span(&request.head, peer);
             // nginx says `Connection: close` whenever it will close, HTTP/1.0 included.
             let keep_alive = request.head.keep_alive;
             let response = route(&app, peer, *request).instrument(span.clone()).await;

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-use crate::collation::Collation;
+use crate::store::collation::Collation;
 
 /// What is counted.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

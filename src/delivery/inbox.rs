@@ -12,7 +12,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use crate::collation::Collation;
+use crate::store::collation::Collation;
 
 /// Unread row ids by recipient key ([`Collation::key`]).
 #[derive(Debug, Default)]

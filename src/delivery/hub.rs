@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use tokio::sync::watch;
 
-use crate::collation::Collation;
+use crate::store::collation::Collation;
 
 /// Recipients with parked waiters, keyed as the unread index keys them.
 #[derive(Debug, Default)]

@@ -18,9 +18,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::binlog::Feed;
-use crate::hub::Hub;
-use crate::inbox::Inbox;
+use crate::delivery::binlog::Feed;
+use crate::delivery::hub::Hub;
+use crate::delivery::inbox::Inbox;
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
 use crate::store::{RecentRow, Store};
