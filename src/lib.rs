@@ -19,7 +19,9 @@
 //! Pure, no I/O: `php/` (PHP's parsing and encoding), `nginx/` (the legacy nginx's rules and
 //! pages). Around them: `config` (every flag and variable), `site` (the docroot: which file a
 //! path names), `hardening` (the opt-in hardened mode), `metrics` (the Prometheus exposition),
-//! `check` (`chat-server check`, the operator's preflight), `shutdown`, `error`.
+//! `check` (`chat-server check`, the operator's preflight), `response` (the body type, PHP's
+//! headers and nginx's error pages, shared by the endpoints, the router and the hardened mode),
+//! `shutdown`, `error`.
 //!
 //! Every module is private to the crate. The public surface is [`run`] and [`Config`] for the
 //! binary, and [`run_with_hub`] with [`Hub`] for the integration tests, which watch who is waiting.
@@ -36,6 +38,7 @@ mod http;
 mod metrics;
 mod nginx;
 mod php;
+mod response;
 mod shutdown;
 mod site;
 mod store;

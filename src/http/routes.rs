@@ -17,11 +17,13 @@ use tracing::Instrument;
 
 use crate::config::Config;
 use crate::delivery::Mailbox;
-use crate::endpoints::{error_page, files, full, pages, poll, send, stream, Body, PhpRequest};
+use crate::endpoints::{files, pages, poll, send, stream};
 use crate::hardening::Guard;
 use crate::http::front::{Handover, Request, Ticket};
 use crate::http::limits::ParkLimits;
+use crate::php::request::PhpRequest;
 use crate::php::{cookie, form, multipart};
+use crate::response::{error_page, full, refused, Body};
 use crate::site::{Endpoint, Resource, Site};
 
 /// Health probe for orchestrators and load balancers: `ok`, or 503 while no database node is
@@ -84,17 +86,6 @@ pub async fn handle(
         _ticket: ticket,
     };
     Ok(Response::from_parts(parts, body.boxed_unsync()))
-}
-
-/// nginx's answer to a request it refused.
-pub fn refused(refusal: crate::nginx::Refusal) -> Response<Body> {
-    let mut response = Response::new(full(refusal.page(crate::nginx::SIGNATURE)));
-    *response.status_mut() =
-        StatusCode::from_u16(refusal.status()).expect("nginx statuses are valid");
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("text/html"));
-    response
 }
 
 fn closing(mut response: Response<Body>) -> Response<Body> {

@@ -77,6 +77,7 @@ pub fn reason(status: u16) -> &'static str {
         408 => "Request Time-out",
         413 => "Request Entity Too Large",
         414 => "Request-URI Too Large",
+        416 => "Requested Range Not Satisfiable",
         500 => "Internal Server Error",
         501 => "Not Implemented",
         502 => "Bad Gateway",
