@@ -4,7 +4,6 @@
 //!
 //! The database server comes from `TEST_MYSQL_URL` (default `mysql://root@127.0.0.1:3306`).
 //! When it is unreachable the tests fail loudly; they never skip.
-#![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod mariadb;
 pub mod process;
@@ -284,16 +283,32 @@ pub fn form_request(path: &str, cookie: Option<&str>, body: &[u8]) -> Vec<u8> {
     raw
 }
 
-/// Polls `condition` every few milliseconds until it holds; panics naming `what` at the deadline.
-pub async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    while !condition() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
+/// The one wait loop of the tests: asks `check` every few milliseconds until it answers `Ok`;
+/// past `limit`, panics naming `what` and the last `Err` (what was seen instead).
+pub async fn eventually<T, F: Future<Output = Result<T, String>>>(
+    limit: Duration,
+    what: &str,
+    mut check: impl FnMut() -> F,
+) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        match check().await {
+            Ok(value) => return value,
+            Err(seen) => assert!(
+                Instant::now() < deadline,
+                "timed out after {limit:?} waiting for {what}; last seen: {seen}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// [`eventually`] for a condition on state the test holds, within [`DEADLINE`].
+pub async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    eventually(DEADLINE, what, || {
+        std::future::ready(condition().then_some(()).ok_or_else(|| "false".to_owned()))
+    })
+    .await
 }
 
 /// Awaits `future` or panics naming `what` after `limit`.
@@ -432,6 +447,7 @@ pub struct DbProxy {
     pub addr: SocketAddr,
     target: SocketAddr,
     running: Mutex<Option<(oneshot::Sender<()>, JoinHandle<()>)>>,
+    accepted: Arc<AtomicU32>,
 }
 
 impl DbProxy {
@@ -450,6 +466,7 @@ impl DbProxy {
             addr,
             target,
             running: Mutex::new(None),
+            accepted: Arc::default(),
         };
         proxy.serve(listener);
         proxy
@@ -461,8 +478,14 @@ impl DbProxy {
         format!("mysql://root@{}/{}?prefer_socket=false", self.addr, db.name)
     }
 
+    /// Connections accepted so far (each probe of the failover monitor opens one).
+    pub fn connections(&self) -> u32 {
+        self.accepted.load(Ordering::SeqCst)
+    }
+
     fn serve(&self, listener: TcpListener) {
         let target = self.target;
+        let counted = Arc::clone(&self.accepted);
         let (stop, mut stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let mut links = tokio::task::JoinSet::new();
@@ -470,6 +493,7 @@ impl DbProxy {
                 tokio::select! {
                     accepted = listener.accept() => {
                         let Ok((mut client, _)) = accepted else { continue };
+                        counted.fetch_add(1, Ordering::SeqCst);
                         links.spawn(async move {
                             if let Ok(mut server) = TcpStream::connect(target).await {
                                 let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
@@ -499,13 +523,9 @@ impl DbProxy {
 
     /// Ends the outage on the same port.
     pub async fn restore(&self) {
-        let listener = within(DEADLINE, "proxy rebind", async {
-            loop {
-                match TcpListener::bind(self.addr).await {
-                    Ok(listener) => return listener,
-                    Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-                }
-            }
+        let addr = self.addr;
+        let listener = eventually(DEADLINE, "proxy rebind", || async move {
+            TcpListener::bind(addr).await.map_err(|err| err.to_string())
         })
         .await;
         self.serve(listener);

@@ -1,10 +1,8 @@
 //! Group commit: sends that arrive together share one INSERT and one COMMIT, yet each is answered
 //! as PHP answered it alone, each row gets its own id, and each recipient gets its own message.
 
-mod support;
-
+use crate::support::*;
 use futures_util::future::join_all;
-use support::*;
 
 /// `name`'s value in the metrics text.
 fn metric(text: &str, name: &str) -> u64 {

@@ -1,11 +1,9 @@
 //! `chat-server check`, the preflight, run as the operator runs it: the real binary against the
 //! real MariaDB, reading its words and its exit status.
 
-mod support;
-
 use std::process::{Command, Output};
 
-use support::*;
+use crate::support::*;
 
 fn check(url: &str, extra: &[&str]) -> (bool, String) {
     let Output { status, stdout, .. } = Command::new(env!("CARGO_BIN_EXE_chat-server"))

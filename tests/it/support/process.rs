@@ -4,12 +4,11 @@
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
-use super::{get_request, legacy_site, DEADLINE};
+use super::{eventually, get_request, legacy_site, DEADLINE};
 
 /// A `chat-server` child process.
 pub struct ServerProcess {
@@ -53,14 +52,12 @@ impl ServerProcess {
             args,
             database_url: database_url.to_owned(),
         };
-        let deadline = tokio::time::Instant::now() + DEADLINE;
-        while server.metric("chat_waiting_requests").await.is_none() {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "server did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let started = &server;
+        eventually(DEADLINE, "the server's metrics", || async move {
+            let metric = started.metric("chat_waiting_requests").await;
+            metric.map(drop).ok_or_else(|| "no answer".to_owned())
+        })
+        .await;
         server
     }
 
@@ -85,14 +82,17 @@ impl ServerProcess {
 
     /// Waits until exactly `count` requests are parked.
     pub async fn wait_for_waiting(&self, count: u64) {
-        let deadline = tokio::time::Instant::now() + DEADLINE * 3;
-        while self.metric("chat_waiting_requests").await != Some(count) {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{count} requests never parked"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        eventually(
+            DEADLINE * 3,
+            &format!("{count} parked requests"),
+            || async move {
+                match self.metric("chat_waiting_requests").await {
+                    Some(parked) if parked == count => Ok(()),
+                    other => Err(format!("{other:?}")),
+                }
+            },
+        )
+        .await
     }
 
     /// SIGKILL: no drain, no rollback from our side; only MySQL's own cleanup.
@@ -120,14 +120,19 @@ impl Drop for ServerProcess {
 }
 
 /// One exchange read to the end of the connection (requests say `Connection: close`), from the
-/// local address `local` if given; `None` when it could not even connect or write.
+/// local address `local` if given; `None` when it could not even connect or write. A parked poll
+/// may wait a long while for its message, but not for ever: past [`HANG`] the read ends with what
+/// came, so a server that never answers fails the test instead of hanging it.
 pub async fn exchange_from(local: Option<&str>, addr: SocketAddr, raw: Vec<u8>) -> Option<Vec<u8>> {
     let mut stream = connect_from(local, addr).await?;
     stream.write_all(&raw).await.ok()?;
     let mut bytes = Vec::new();
-    let _ = stream.read_to_end(&mut bytes).await;
+    let _ = tokio::time::timeout(HANG, stream.read_to_end(&mut bytes)).await;
     Some(bytes)
 }
+
+/// The longest any raw read of these helpers waits.
+pub const HANG: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// A connection from the local address `local` (any of 127.0.0.0/8), or the default.
 pub async fn connect_from(local: Option<&str>, addr: SocketAddr) -> Option<TcpStream> {
@@ -144,7 +149,7 @@ pub async fn connect_from(local: Option<&str>, addr: SocketAddr) -> Option<TcpSt
 /// The body of a complete `200` response with a Content-Length, or `None` for anything else or
 /// anything cut short.
 pub fn complete_body(raw: &[u8]) -> Option<Vec<u8>> {
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let split = chat_compat::http::find(raw, b"\r\n\r\n")?;
     let head = std::str::from_utf8(&raw[..split]).ok()?;
     if !head.starts_with("HTTP/1.1 200") {
         return None;

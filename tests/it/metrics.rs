@@ -1,9 +1,7 @@
 //! `/.chat-server/metrics`: every gauge, counter and histogram an operator scrapes, driven by real
 //! polls, streams, sends and a cut database.
 
-mod support;
-
-use support::*;
+use crate::support::*;
 
 async fn scrape(server: &TestServer) -> String {
     let response = server.get("/.chat-server/metrics", None).await;
@@ -25,18 +23,14 @@ fn value(text: &str, name: &str) -> f64 {
 
 /// Scrapes until `name` has `wanted`, or fails at the deadline showing the last scrape.
 async fn wait_for_metric(server: &TestServer, name: &str, wanted: f64) -> String {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
+    eventually(DEADLINE, &format!("{name} to reach {wanted}"), || async {
         let text = scrape(server).await;
-        if value(&text, name) == wanted {
-            return text;
+        match value(&text, name) == wanted {
+            true => Ok(text),
+            false => Err(format!("\n{text}")),
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{name} never reached {wanted}:\n{text}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    })
+    .await
 }
 
 #[tokio::test]

@@ -3,9 +3,7 @@
 //! its answer, and what a connection may make the server hold is bounded as nginx bounds it.
 //! Every expected answer was first observed on the real nginx with `scripts/diff-raw`.
 
-mod support;
-
-use support::{within, TestDb, TestServer, DEADLINE};
+use crate::support::{within, TestDb, TestServer, DEADLINE};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -210,7 +208,7 @@ async fn kept_alive_pipelined_and_chunked_requests_are_answered_in_order() {
     let both = within(
         DEADLINE,
         "both answers",
-        support::process::exchange_from(None, server.addr, raw.to_vec()),
+        crate::support::process::exchange_from(None, server.addr, raw.to_vec()),
     )
     .await
     .expect("connected");

@@ -1,15 +1,13 @@
 //! Each legacy URL over a real socket against the real MariaDB: status, headers and body bytes.
 
-mod support;
-
-use support::{TestDb, TestServer};
+use crate::support::{TestDb, TestServer};
 
 const HTML: &str = "text/html; charset=UTF-8";
 
 /// What PHP prints of a page with one leading `<?php … ?>` block: everything after the `?>`,
 /// which eats at most one newline (`\n`, `\r\n` or `\r`).
 fn printed_html(file: &str) -> Vec<u8> {
-    let source = std::fs::read(support::legacy_site().join(file)).expect("bundled page");
+    let source = std::fs::read(crate::support::legacy_site().join(file)).expect("bundled page");
     let end = source
         .windows(2)
         .position(|w| w == b"?>")

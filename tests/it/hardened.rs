@@ -1,10 +1,8 @@
 //! The opt-in hardened mode, tried as an attacker would: over real sockets against a real server
 //! and MariaDB. Every refused request is also shown to have changed nothing in the table.
 
-mod support;
-
+use crate::support::*;
 use base64::Engine;
-use support::*;
 
 const PASSWORD: &str = "correct horse";
 

@@ -2,13 +2,13 @@
 //! the tests start themselves (the shared server's log_bin stays off), one shared by the tests
 //! of this file, each test in its own database; the restart test has one of its own.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::mariadb::PrivateMariaDb;
+use crate::support::{
+    eventually, get_request, within, ResponseReader, TestDb, TestServer, DEADLINE,
+};
 use clap::Parser;
-use support::mariadb::PrivateMariaDb;
-use support::{get_request, within, ResponseReader, TestDb, TestServer, DEADLINE};
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
@@ -34,11 +34,13 @@ async fn metric(server: &TestServer, name: &str) -> u64 {
 
 /// Waits until the metric `name` reads `value`.
 async fn wait_for_metric(server: &TestServer, name: &str, value: u64) {
-    let deadline = Instant::now() + DEADLINE;
-    while metric(server, name).await != value {
-        assert!(Instant::now() < deadline, "{name} never read {value}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually(DEADLINE, &format!("{name} to read {value}"), || async {
+        match metric(server, name).await {
+            read if read == value => Ok(()),
+            read => Err(read.to_string()),
+        }
+    })
+    .await
 }
 
 /// Parks a poll for `rec`, has another writer insert a row for it, and returns how long the poll
@@ -177,7 +179,7 @@ async fn a_user_without_replication_privileges_gets_the_watcher_in_auto_and_a_re
         "--database-url",
         &url,
         "--site",
-        support::legacy_site().to_str().expect("utf8 path"),
+        crate::support::legacy_site().to_str().expect("utf8 path"),
         "--push",
         "binlog",
     ]);

@@ -8,17 +8,15 @@
 //! `COMPAT_RECORDINGS` selects another recording directory (compat/check-live uses a fresh
 //! one), `COMPAT_ONLY=a,b` a subset of scenarios, `COMPAT_JOBS` how many run at once (4).
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::support::{TestDb, TestServer};
 use chat_compat::compare::{self, Difference};
 use chat_compat::har::Recording;
 use chat_compat::replay::report;
 use chat_compat::runner::{self, Target};
 use chat_compat::scenario::Scenario;
-use support::{TestDb, TestServer};
 use tokio::sync::Semaphore;
 
 fn repo_path(relative: &str) -> PathBuf {

@@ -1,11 +1,9 @@
 //! Long poll and agent stream: instant wake-ups, once-only delivery, order, vanished clients,
 //! other writers, several instances, database outages and shutdown.
 
-mod support;
-
 use std::time::Duration;
 
-use support::{get_request, within, DbProxy, ResponseReader, TestDb, TestServer, DEADLINE};
+use crate::support::{get_request, within, DbProxy, ResponseReader, TestDb, TestServer, DEADLINE};
 
 fn insert(rec: &str, pos: &str, content: &str) -> String {
     format!("INSERT INTO msg (rec, pos, content) VALUES ('{rec}', '{pos}', '{content}')")

@@ -2,13 +2,10 @@
 //! json`: one JSON object a line, no colour codes, and the request id on every line about a
 //! request (here: a request's answer, and a refusal by the hardened mode).
 
-mod support;
-
 use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Command};
-use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 
 struct Server {
     child: Child,
@@ -44,18 +41,14 @@ impl Server {
     }
 
     async fn wait_for(&self, wanted: &str, done: impl Fn(&str) -> bool) -> String {
-        let deadline = tokio::time::Instant::now() + DEADLINE;
-        loop {
+        eventually(DEADLINE, &format!("{wanted:?} in the log"), || {
             let text = self.text();
-            if done(&text) {
-                return text;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no {wanted:?} in the log:\n{text}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+            std::future::ready(match done(&text) {
+                true => Ok(text),
+                false => Err(format!("\n{text}")),
+            })
+        })
+        .await
     }
 }
 

@@ -3,16 +3,14 @@
 //! rcgen, a user that may only connect over TLS, and the server and `chat-server check`
 //! configured from the URL alone (`require_ssl=true&ssl_ca=…`).
 
-mod support;
-
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::support::*;
 use mysql_async::prelude::Queryable;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
-use support::*;
 
 /// How long the private MariaDB may take to initialise and start.
 const START_DEADLINE: Duration = Duration::from_secs(60);
@@ -125,18 +123,13 @@ impl TlsMariaDb {
     }
 
     async fn wait_until_up(&self) {
-        let deadline = tokio::time::Instant::now() + START_DEADLINE;
-        loop {
-            if let Ok(conn) = self.admin().await {
-                let _ = conn.disconnect().await;
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the private MariaDB did not accept connections within {START_DEADLINE:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let conn = eventually(
+            START_DEADLINE,
+            "the private MariaDB to accept connections",
+            || async { self.admin().await.map_err(|err| err.to_string()) },
+        )
+        .await;
+        let _ = conn.disconnect().await;
     }
 
     fn url(&self, query: &str) -> String {

@@ -4,11 +4,11 @@
 //! send `OK` (stored) or `FIAL` (not stored), reports 503 on its health probe while no node
 //! answers, and moves back when the first node returns.
 
-mod support;
-
 use std::time::Duration;
 
-use support::{get_request, DbProxy, ResponseReader, TestDb, TestServer, DEADLINE};
+use crate::support::{
+    eventually, get_request, DbProxy, ResponseReader, TestDb, TestServer, DEADLINE,
+};
 use tokio::time::Instant;
 
 const HEALTH: &str = "/.chat-server/health";
@@ -51,16 +51,14 @@ async fn send_until_ok(
 
 async fn wait_for_health(server: &TestServer, status: u16) -> Duration {
     let started = Instant::now();
-    loop {
-        if server.get(HEALTH, None).await.status == status {
-            return started.elapsed();
+    eventually(DEADLINE, &format!("health to answer {status}"), || async {
+        match server.get(HEALTH, None).await.status {
+            answered if answered == status => Ok(()),
+            answered => Err(answered.to_string()),
         }
-        assert!(
-            started.elapsed() < DEADLINE,
-            "health never answered {status} within {DEADLINE:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
+    started.elapsed()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -110,7 +108,14 @@ async fn a_lost_node_moves_the_instance_to_the_next_and_back_keeping_parked_poll
     send_until_ok(&server, "back", &mut answers).await;
     // And it is the first node in use: cutting the second again changes nothing.
     second.restore().await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // A probe round stops at the first node that answers, so two probes of the first one mean
+    // the monitor has had a whole round, with the second node back, to move (wrongly).
+    let probes = first.connections();
+    eventually(DEADLINE, "two probe rounds", || {
+        let seen = first.connections() - probes;
+        std::future::ready((seen >= 2).then_some(()).ok_or(format!("{seen} probes")))
+    })
+    .await;
     second.cut().await;
     assert_eq!(send(&server, "still-first").await, "OK");
     answers.push(("still-first".into(), "OK".into()));

@@ -10,17 +10,18 @@
 //! SOAK_SECONDS=300 SOAK_RATE=200 cargo test --release --test soak -- --nocapture
 //! ```
 
-mod support;
-
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::process::{
+    complete_body, connect_from, content_of, exchange_from, ServerProcess, HANG,
+};
+use crate::support::{form_request, get_request, DbProxy, TestDb, DEADLINE};
+use chat_compat::http::find;
 use mysql_async::prelude::Queryable;
-use support::process::{complete_body, connect_from, content_of, exchange_from, ServerProcess};
-use support::{form_request, get_request, DbProxy, TestDb, DEADLINE};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
@@ -249,7 +250,7 @@ async fn poll_once(
             return complete_body(&bytes);
         }
     }
-    let _ = tokio::time::timeout(DEADLINE * 6, stream.read_to_end(&mut bytes)).await;
+    let _ = tokio::time::timeout(HANG, stream.read_to_end(&mut bytes)).await;
     complete_body(&bytes)
 }
 
@@ -271,7 +272,8 @@ async fn agent(addr: SocketAddr, tally: Arc<Tally>, running: Arc<AtomicBool>) {
         }
         let mut pending = Vec::new();
         let mut buffer = [0u8; 8192];
-        while let Ok(n) = stream.read(&mut buffer).await {
+        // The stream is never silent for long while messages flow; a read past HANG reconnects.
+        while let Ok(Ok(n)) = tokio::time::timeout(HANG, stream.read(&mut buffer)).await {
             if n == 0 {
                 break;
             }
@@ -287,10 +289,6 @@ async fn agent(addr: SocketAddr, tally: Arc<Tally>, running: Arc<AtomicBool>) {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 /// Sends at `rate` per second until told to stop, alternately to a customer and to the agent,

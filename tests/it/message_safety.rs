@@ -3,17 +3,14 @@
 //! mid-send, a large table without an index, ids spaced by a multi-master increment, and one
 //! client holding many polls. Every test runs against the real MariaDB.
 
-mod support;
-
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
 
-use mysql_async::prelude::Queryable;
-use support::process::{complete_body, content_of, exchange_from, ServerProcess};
-use support::{
-    form_request, get_request, wait_until, within, DbProxy, ResponseReader, TestDb, TestServer,
-    DEADLINE,
+use crate::support::process::{complete_body, content_of, exchange_from, ServerProcess};
+use crate::support::{
+    eventually, form_request, get_request, wait_until, within, DbProxy, ResponseReader, TestDb,
+    TestServer, DEADLINE,
 };
+use mysql_async::prelude::Queryable;
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -51,12 +48,7 @@ async fn a_claim_blocked_by_a_row_lock_past_the_timeout_is_delivered_once_the_lo
     // The counter is global; a wait elsewhere only makes this hold the lock a little shorter.
     let mut observer = db.conn().await;
     let lock_waits = observer_status(&mut observer, "Innodb_row_lock_waits").await;
-    wait_for_lock_waits(
-        &mut observer,
-        lock_waits + 3,
-        "claims never waited on the lock",
-    )
-    .await;
+    wait_for_lock_waits(&db, lock_waits + 3, "claims never waited on the lock").await;
     assert!(
         !poll.is_finished(),
         "the poll waits while the row is locked"
@@ -99,7 +91,7 @@ async fn a_claim_cut_short_mid_query_leaves_no_half_read_connection_behind() {
     let poll = tokio::spawn(exchange_from(None, server.addr, poll_request("carol")));
     // A second wait is the claim tried again: the first was cut at 200 ms, while its query still
     // waits on the server (MariaDB gives up after 1 s). The lock goes now, so that query gets it.
-    wait_for_lock_waits(&mut observer, lock_waits + 2, "no claim tried again").await;
+    wait_for_lock_waits(&db, lock_waits + 2, "no claim tried again").await;
     locker.query_drop("COMMIT").await.expect("unlock");
     let answer = within(DEADLINE, "the poll after the lock", poll)
         .await
@@ -142,12 +134,15 @@ async fn lock_first_row(db: &TestDb) -> mysql_async::Conn {
 }
 
 /// Waits until MariaDB has counted `at_least` row lock waits (a global counter).
-async fn wait_for_lock_waits(observer: &mut mysql_async::Conn, at_least: u64, failure: &str) {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    while observer_status(observer, "Innodb_row_lock_waits").await < at_least {
-        assert!(tokio::time::Instant::now() < deadline, "{failure}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+async fn wait_for_lock_waits(db: &TestDb, at_least: u64, failure: &str) {
+    // A global counter: any connection reads it.
+    eventually(DEADLINE, failure, || async {
+        match observer_status(&mut db.conn().await, "Innodb_row_lock_waits").await {
+            waits if waits >= at_least => Ok(()),
+            waits => Err(format!("{waits} lock waits")),
+        }
+    })
+    .await
 }
 
 #[tokio::test]
@@ -176,22 +171,21 @@ async fn sigkill_mid_burst_doubles_nothing_and_loses_at_most_what_it_lands_betwe
         .await;
         // Kill once some answers are out and many are in flight: a tenth of them in the first
         // trial, then further into the burst.
-        let mut read = db.conn().await;
-        let deadline = tokio::time::Instant::now() + DEADLINE;
-        loop {
-            let done: Option<u64> = read
+        let wanted = (customers * (1 + 3 * (trial % 3)) / 10) as u64;
+        let db = &db;
+        eventually(DEADLINE, "deliveries to kill amid", || async move {
+            let done: Option<u64> = db
+                .conn()
+                .await
                 .query_first("SELECT COUNT(*) FROM msg WHERE isread = 1")
                 .await
                 .expect("count");
-            if done.unwrap_or(0) >= (customers * (1 + 3 * (trial % 3)) / 10) as u64 {
-                break;
+            match done.unwrap_or(0) {
+                done if done >= wanted => Ok(()),
+                done => Err(format!("{done} delivered")),
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no delivery started"
-            );
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
+        })
+        .await;
         let mut server = server;
         server.kill();
         let mut received: HashMap<String, usize> = HashMap::new();
@@ -210,19 +204,24 @@ async fn sigkill_mid_burst_doubles_nothing_and_loses_at_most_what_it_lands_betwe
             "SELECT COUNT(*) FROM information_schema.INNODB_TRX t JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id WHERE p.DB = '{}'",
             db.name
         );
-        let deadline = tokio::time::Instant::now() + DEADLINE;
-        while read
-            .query_first::<u64, _>(open_claims.as_str())
-            .await
-            .expect("trx")
-            != Some(0)
-        {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "claims of the killed server stay open"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let open_claims = &open_claims;
+        eventually(
+            DEADLINE,
+            "the killed server's claims rolled back",
+            || async move {
+                let open: Option<u64> = db
+                    .conn()
+                    .await
+                    .query_first(open_claims.as_str())
+                    .await
+                    .expect("trx");
+                match open {
+                    Some(0) => Ok(()),
+                    open => Err(format!("{open:?} open")),
+                }
+            },
+        )
+        .await;
         let rows = db.messages().await;
         let trial_lost = rows
             .iter()
@@ -252,7 +251,9 @@ async fn sigkill_mid_burst_doubles_nothing_and_loses_at_most_what_it_lands_betwe
         lost += trial_lost;
         doubled += trial_doubled;
         // The last answers' COMMITs left with their bytes; a locking read waits for them.
-        let unread: Option<u64> = read
+        let unread: Option<u64> = db
+            .conn()
+            .await
             .query_first("SELECT COUNT(*) FROM msg WHERE isread = 0 LOCK IN SHARE MODE")
             .await
             .expect("count");

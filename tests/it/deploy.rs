@@ -3,18 +3,16 @@
 //! drain it gives time to really ends within it, and the nginx snippet passes `nginx -t`.
 //! `scripts/setup` installs systemd and nginx where they are missing.
 
-mod support;
-
 use std::collections::HashMap;
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 
-const UNIT: &str = include_str!("../deploy/chat-server.service");
-const NGINX: &str = include_str!("../deploy/nginx-chat.conf");
+const UNIT: &str = include_str!("../../deploy/chat-server.service");
+const NGINX: &str = include_str!("../../deploy/nginx-chat.conf");
 
 /// `Key=value` settings of the unit (the last one wins, as in systemd; `Environment=` collected).
 fn settings() -> (HashMap<&'static str, &'static str>, Vec<&'static str>) {
@@ -117,14 +115,11 @@ async fn sigterm_drains_within_the_units_stop_timeout() {
         .spawn()
         .expect("start chat-server");
     let addr = format!("127.0.0.1:{port}").parse().expect("addr");
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    while tokio::net::TcpStream::connect(addr).await.is_err() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "server never listened"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(DEADLINE, "the server to listen", || async move {
+        let connected = tokio::net::TcpStream::connect(addr).await;
+        connected.map(drop).map_err(|err| err.to_string())
+    })
+    .await;
     let mut poll = ResponseReader::open(
         addr,
         &get_request("/AJ05comitajax.php", Some("username=admin1")),
@@ -150,16 +145,12 @@ async fn sigterm_drains_within_the_units_stop_timeout() {
         503,
         "a waiting poll is answered"
     );
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(
-            started.elapsed() < stop,
-            "still running after TimeoutStopSec={stop:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let what = format!("the process to exit within TimeoutStopSec={stop:?}");
+    let status = eventually(stop.saturating_sub(started.elapsed()), &what, || {
+        let exited = child.try_wait().expect("wait");
+        std::future::ready(exited.ok_or_else(|| "running".to_owned()))
+    })
+    .await;
     assert!(status.success(), "a drained stop exits 0: {status}");
 }
 

@@ -7,16 +7,14 @@
 //! `TEST_MYSQL_URL=mysql://root@127.0.0.1:23301 GALERA_NODES=127.0.0.1:23301,127.0.0.1:23302,127.0.0.1:23303
 //! cargo test --test galera -- --ignored`. Without `GALERA_NODES` it fails loudly.
 
-mod support;
-
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::{TestDb, TestServer, DEADLINE};
 use chat_compat::http::{build_request, Exchange};
 use mysql_async::prelude::Queryable;
-use support::{TestDb, TestServer, DEADLINE};
 use tokio::time::Instant;
 
 const ROWS: usize = 60;

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::Duration;
 
-use tokio::time::Instant;
+use super::eventually;
 
 /// How long a fresh data directory and its first start may take on a busy machine.
 const START_DEADLINE: Duration = Duration::from_secs(90);
@@ -90,19 +90,16 @@ impl PrivateMariaDb {
             .expect("start mariadbd");
         let stdin = child.stdin.take().expect("piped stdin");
         self.running = Some((child, stdin));
-        let deadline = Instant::now() + START_DEADLINE;
-        loop {
-            if let Ok(conn) = mysql_async::Conn::from_url(&self.base_url).await {
-                let _ = conn.disconnect().await;
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the private mariadbd did not answer within {START_DEADLINE:?}; see {}",
-                self.dir.path().join("error.log").display()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let log = self.dir.path().join("error.log");
+        let what = format!("the private mariadbd (see {})", log.display());
+        let url = &self.base_url;
+        let conn = eventually(START_DEADLINE, &what, || async move {
+            mysql_async::Conn::from_url(url)
+                .await
+                .map_err(|err| err.to_string())
+        })
+        .await;
+        let _ = conn.disconnect().await;
     }
 }
 
