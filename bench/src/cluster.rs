@@ -54,6 +54,22 @@ pub struct Plan {
     pub keep_alive: bool,
 }
 
+/// The line `scripts/cluster test` prints, fields in this order.
+#[derive(serde::Serialize)]
+struct Summary {
+    nodes: u32,
+    instances: u32,
+    sent: usize,
+    sent_ok: usize,
+    fial: usize,
+    delivered: usize,
+    duplicated: usize,
+    lost: usize,
+    unread: usize,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
 /// How the run went, from the clients and the table.
 pub struct Reckoning {
     /// The JSON line `scripts/cluster test` prints.
@@ -273,17 +289,21 @@ pub async fn run(target: &Target, plan: Plan) -> Reckoning {
     let all = summary(&mut samples);
     let ms = |key: &str| all[key].as_f64().unwrap_or(0.0);
     let passed = lost == 0 && duplicated == 0 && broken_fial == 0 && delivered > 0;
-    // Written by hand: the fields in this order (serde_json's map would sort them).
-    let line = format!(
-        "{{\"nodes\":{},\"instances\":{},\"sent\":{},\"sent_ok\":{sent_ok},\"fial\":{fial},\
-         \"delivered\":{delivered},\"duplicated\":{duplicated},\"lost\":{lost},\"unread\":{unread},\
-         \"p50_ms\":{:.1},\"p99_ms\":{:.1}}}",
-        plan.nodes,
-        plan.instances,
-        sent.len(),
-        ms("median"),
-        ms("p99"),
-    );
+    let one_decimal = |ms: f64| (ms * 10.0).round() / 10.0;
+    let line = serde_json::to_string(&Summary {
+        nodes: plan.nodes,
+        instances: plan.instances,
+        sent: sent.len(),
+        sent_ok,
+        fial,
+        delivered,
+        duplicated,
+        lost,
+        unread,
+        p50_ms: one_decimal(ms("median")),
+        p99_ms: one_decimal(ms("p99")),
+    })
+    .expect("a plain struct serializes");
     let detail = serde_json::json!({
         "rate": plan.rate, "keep_alive": plan.keep_alive, "seconds": plan.seconds, "customers": plan.customers,
         "sent": sent.len(), "sent_ok": sent_ok, "delivered": delivered,

@@ -375,7 +375,7 @@ fn parse_head(buf: &[u8]) -> Result<Option<(ResponseHead, usize)>, CompatError> 
 
 /// Position of `needle` in `haystack`.
 pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
+    memchr::memmem::find(haystack, needle)
 }
 
 /// Builds the request bytes: request line, `Host` (when the headers have none), the given

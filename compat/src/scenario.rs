@@ -436,21 +436,12 @@ pub fn body_digest(bytes: &[u8]) -> Vec<u8> {
 
 /// Lower-case hex of `bytes`.
 pub fn encode_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(bytes)
 }
 
-/// Bytes of a hex string.
-pub fn decode_hex(hex: &str) -> Result<Vec<u8>, CompatError> {
-    if !hex.len().is_multiple_of(2) {
-        return Err(CompatError::Scenario(format!("odd-length hex {hex:?}")));
-    }
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| {
-            u8::from_str_radix(&hex[i..i + 2], 16)
-                .map_err(|_| CompatError::Scenario(format!("bad hex {hex:?}")))
-        })
-        .collect()
+/// Bytes of a hex string, either case.
+pub fn decode_hex(text: &str) -> Result<Vec<u8>, CompatError> {
+    hex::decode(text).map_err(|err| CompatError::Scenario(format!("hex {text:?}: {err}")))
 }
 
 #[cfg(test)]

@@ -57,7 +57,7 @@ impl Decoder {
         while i < input.len() {
             let byte = input[i];
             match self.state {
-                State::Start | State::Size => match (self.state, hex(byte)) {
+                State::Start | State::Size => match (self.state, super::hex_digit(byte)) {
                     (_, Some(digit)) => {
                         if self.size > (i64::MAX as u64) / 16 {
                             return Err(bad);
@@ -147,10 +147,6 @@ impl Decoder {
         self.state = State::Data;
         Ok(())
     }
-}
-
-fn hex(byte: u8) -> Option<u8> {
-    (byte as char).to_digit(16).map(|d| d as u8)
 }
 
 #[cfg(test)]

@@ -59,6 +59,11 @@ impl Refusal {
     }
 }
 
+/// The value of one hexadecimal digit, either case (escapes in targets, chunk sizes).
+fn hex_digit(byte: u8) -> Option<u8> {
+    (byte as char).to_digit(16).map(|d| d as u8)
+}
+
 /// nginx's generic error page for `status` (`ngx_http_error_pages`), signed `signature`.
 pub fn error_page(status: u16, signature: &str) -> String {
     let title = format!("{status} {}", reason(status));

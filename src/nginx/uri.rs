@@ -35,8 +35,8 @@ pub fn normalize(raw: &[u8]) -> Option<Vec<u8>> {
     let mut i = 0;
     while i < raw.len() {
         if raw[i] == b'%' {
-            let hi = hex(*raw.get(i + 1)?)?;
-            let lo = hex(*raw.get(i + 2)?)?;
+            let hi = super::hex_digit(*raw.get(i + 1)?)?;
+            let lo = super::hex_digit(*raw.get(i + 2)?)?;
             let byte = hi << 4 | lo;
             if byte == 0 {
                 return None;
@@ -70,10 +70,6 @@ pub fn normalize(raw: &[u8]) -> Option<Vec<u8>> {
         path.push(b'/');
     }
     Some(path)
-}
-
-fn hex(byte: u8) -> Option<u8> {
-    (byte as char).to_digit(16).map(|d| d as u8)
 }
 
 #[cfg(test)]

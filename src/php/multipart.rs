@@ -298,9 +298,7 @@ fn c_str(text: &[u8]) -> &[u8] {
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack
-        .windows(needle.len())
-        .position(|window| window == needle)
+    memchr::memmem::find(haystack, needle)
 }
 
 /// PHP's `multipart_buffer`: a window of at most `size` bytes over the body. The window is

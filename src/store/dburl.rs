@@ -19,7 +19,7 @@ const CA_PARAM: &str = "ssl_ca";
 
 /// Parses `url` into connection options, `ssl_ca` included.
 pub fn opts_from_url(url: &str) -> Result<Opts, Error> {
-    let (rest, ca) = take_param(url, CA_PARAM);
+    let (rest, ca) = take_param(url, CA_PARAM)?;
     let opts =
         Opts::from_url(&rest).map_err(|err| Error::Config(format!("database URL: {err}")))?;
     let Some(ca) = ca else {
@@ -38,50 +38,32 @@ pub fn opts_from_url(url: &str) -> Result<Opts, Error> {
     Ok(OptsBuilder::from_opts(opts).ssl_opts(Some(ssl)).into())
 }
 
-/// `url` without the query parameter `name`, and that parameter's percent-decoded value.
-fn take_param(url: &str, name: &str) -> (String, Option<String>) {
-    let Some((base, query)) = url.split_once('?') else {
-        return (url.to_owned(), None);
-    };
+/// `url` without the query parameter `name`, and that parameter's value, decoded as mysql_async
+/// decodes the rest of the query (the `url` crate's form decoding).
+fn take_param(url: &str, name: &str) -> Result<(String, Option<String>), Error> {
+    let mut parsed =
+        url::Url::parse(url).map_err(|err| Error::Config(format!("database URL: {err}")))?;
     let mut value = None;
-    let kept: Vec<&str> = query
-        .split('&')
-        .filter(|pair| match pair.split_once('=') {
-            Some((key, found)) if key == name => {
-                value = Some(percent_decode(found));
-                false
+    let kept: Vec<(String, String)> = parsed
+        .query_pairs()
+        .filter_map(|(key, found)| match key == name {
+            true => {
+                value = Some(found.into_owned());
+                None
             }
-            _ => true,
+            false => Some((key.into_owned(), found.into_owned())),
         })
         .collect();
-    let url = match kept.is_empty() {
-        true => base.to_owned(),
-        false => format!("{base}?{}", kept.join("&")),
-    };
-    (url, value)
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|hex| std::str::from_utf8(hex).ok())
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
+    if value.is_none() {
+        return Ok((url.to_owned(), None));
+    }
+    match kept.is_empty() {
+        true => parsed.set_query(None),
+        false => {
+            parsed.query_pairs_mut().clear().extend_pairs(kept);
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    Ok((parsed.into(), value))
 }
 
 #[cfg(test)]
@@ -93,13 +75,14 @@ mod tests {
         let (url, ca) = take_param(
             "mysql://u@h:3306/db?require_ssl=true&ssl_ca=%2Fetc%2Fca.pem&verify_identity=false",
             "ssl_ca",
-        );
+        )
+        .expect("a URL");
         assert_eq!(
             url,
             "mysql://u@h:3306/db?require_ssl=true&verify_identity=false"
         );
         assert_eq!(ca.as_deref(), Some("/etc/ca.pem"));
-        let (url, ca) = take_param("mysql://u@h/db?ssl_ca=/ca.pem", "ssl_ca");
+        let (url, ca) = take_param("mysql://u@h/db?ssl_ca=/ca.pem", "ssl_ca").expect("a URL");
         assert_eq!(
             (url.as_str(), ca.as_deref()),
             ("mysql://u@h/db", Some("/ca.pem"))

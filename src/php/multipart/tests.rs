@@ -14,10 +14,7 @@ struct Golden {
 }
 
 fn hex(text: &str) -> Vec<u8> {
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex"))
-        .collect()
+    hex::decode(text).expect("hex")
 }
 
 fn check(name: &str, vars: &Vars, expected: &[(Vec<u8>, Option<Vec<u8>>)]) {
