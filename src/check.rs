@@ -17,6 +17,7 @@ use mysql_async::{Conn, Row};
 use crate::config::Config;
 use crate::dburl;
 use crate::error::Error;
+use crate::site_settings;
 
 /// Columns the service reads or writes.
 const REQUIRED_COLUMNS: [&str; 5] = ["mid", "rec", "pos", "content", "isread"];
@@ -133,7 +134,7 @@ fn parse_open_files(limits: &str) -> Option<u64> {
 }
 
 async fn database(report: &mut Report, config: &Config, timeout: Duration) -> Result<(), Error> {
-    let opts = dburl::opts_from_url(&config.database_url)?;
+    let opts = dburl::opts_from_url(&site_settings::database_url(config)?)?;
     let host = format!("{}:{}", opts.ip_or_hostname(), opts.tcp_port());
     let database = opts.db_name().map(str::to_owned).unwrap_or_default();
     let mut conn = tokio::time::timeout(timeout, Conn::new(opts))

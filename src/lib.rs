@@ -28,6 +28,7 @@
 //! - `request_id`: the span, and id, every log line about a request carries.
 //! - `metrics`: the Prometheus exposition at `/.chat-server/metrics`.
 //! - `dburl`: the database URL, TLS parameters (`require_ssl`, `ssl_ca`) included.
+//! - `site_settings`: the database settings the site's own `AJconn.php` names, when no URL is given.
 //!
 //! Every module is private to the crate. The public surface is [`run`] and [`Config`] for the
 //! binary, and [`run_with_hub`] with [`Hub`] for the integration tests, which watch who is waiting.
@@ -58,6 +59,7 @@ mod routes;
 mod server;
 mod shutdown;
 mod site;
+mod site_settings;
 mod store;
 mod watcher;
 
@@ -90,7 +92,7 @@ pub async fn run_with_hub(
 ) -> Result<(), Error> {
     let site = site::Site::load(&config.site)?;
     let store = store::Store::new(
-        &config.database_url,
+        &site_settings::database_url(&config)?,
         config.legacy_charset,
         config.db_pool_max,
         config.db_timeout(),
