@@ -508,6 +508,7 @@ impl Expr {
     fn literal(&self, what: &str, line: usize) -> Result<&str, Refusal> {
         let reason = match self {
             Expr::Str(text) => return Ok(text),
+            _ if self.is_null() => format!("{what} is null, which takes php.ini's default"),
             Expr::Var(name) => format!("{what} is the variable ${name}, which is not followed"),
             Expr::Const(name) | Expr::ClassConst(name) => {
                 format!("{what} is the constant {name}, which is not followed")
@@ -1042,7 +1043,11 @@ impl State {
                 "mysql_connect() with fewer than three arguments takes php.ini's defaults",
             ));
         };
-        if args.len() > 3 && !matches!(&args[3], Expr::Const(_)) {
+        let boolean = |expr: &Expr| {
+            matches!(expr, Expr::Const(name)
+                if name.eq_ignore_ascii_case("true") || name.eq_ignore_ascii_case("false"))
+        };
+        if args.len() > 3 && !boolean(&args[3]) {
             return Err(refusal(
                 line,
                 "mysql_connect()'s fourth argument is not true or false",
@@ -1073,6 +1078,12 @@ impl State {
                 (name, Some(port), socket)
             }
         };
+        if name.is_empty() && socket.is_none() {
+            return Err(refusal(
+                line,
+                "mysql_connect()'s host is empty, which takes php.ini's default host",
+            ));
+        }
         let server = server(name, port, socket, line)?;
         let connection = Connection {
             api: Api::Mysql,
@@ -1110,6 +1121,12 @@ impl State {
         }
         let host = host.literal(&format!("{by}'s host"), line)?;
         let host = host.strip_prefix("p:").unwrap_or(host);
+        if host.is_empty() {
+            return Err(refusal(
+                line,
+                format!("{by}'s host is empty, which takes php.ini's default host"),
+            ));
+        }
         if host.contains(':') {
             return Err(refusal(
                 line,
@@ -1324,7 +1341,8 @@ fn sourced(value: &str, line: usize, by: &'static str) -> Sourced<String> {
     }
 }
 
-/// Where PHP connects for a host, port and socket: `localhost` (or no host) is the socket.
+/// Where PHP connects for a host, port and socket: `localhost` is the socket, and so is an empty
+/// host beside a socket (ext/mysql's `':/path.sock'`).
 fn server(
     host: &str,
     port: Option<u16>,
@@ -1540,6 +1558,7 @@ mod tests {
             server("localhost:/tmp/my.sock"),
             socket("/tmp/my.sock", false)
         );
+        assert_eq!(server(":/tmp/my.sock"), socket("/tmp/my.sock", false));
         assert_eq!(server("localhost:3307"), socket(DEFAULT_SOCKET, true));
         assert_eq!(
             server("db:3307"),
@@ -1601,6 +1620,9 @@ mod tests {
             ("<?php $p = new PDO('mysql:host=h;dbname=t','r','s3cret',[PDO::MYSQL_ATTR_INIT_COMMAND => 'SET NAMES latin1']);", "MYSQL_ATTR_INIT_COMMAND"),
             ("<?php $m = mysqli_connect('h','r','s3cret','t'); $other->query('use x');", "other than the connection"),
             ("no code at all", "no mysql_connect"),
+            ("<?php mysql_connect('', 'r', 's3cret');", "php.ini's default host"),
+            ("<?php $m = mysqli_connect('h', null, 's3cret', 't');", "null"),
+            ("<?php mysql_connect('h', 'r', 's3cret', FLAGS);", "true or false"),
         ] {
             let refusal = refused(source);
             assert!(refusal.reason.contains(says), "{source}: {refusal}");
