@@ -186,12 +186,15 @@ impl<'t> Reader<'t> {
 
     fn end_of_statement(&mut self) -> Result<(), Refusal> {
         match self.peek() {
-            None => Ok(()),
-            // The last statement of a `{ … }` block needs its `;`, but `?>` is one.
+            // `;`, or `?>`, which stands for one.
             Some(Tok::End) => {
                 self.at += 1;
                 Ok(())
             }
+            None => Err(refusal(
+                self.line(),
+                "the file ends inside a statement, which PHP does not compile",
+            )),
             _ => Err(refusal(
                 self.line(),
                 "an expression this reader does not follow",

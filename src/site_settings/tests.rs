@@ -229,6 +229,8 @@ fn anything_else_not_a_plain_literal_is_refused() {
         ("<?php $p = new PDO('mysql:host=h;dbname=t','r','s3cret',[PDO::MYSQL_ATTR_INIT_COMMAND => 'SET NAMES latin1']);", "MYSQL_ATTR_INIT_COMMAND"),
         ("<?php $m = mysqli_connect('h','r','s3cret','t'); $other->query('use x');", "other than the connection"),
         ("no code at all", "no mysql_connect"),
+        ("<?php mysql_connect('localhost','r','s3cret') mysql_select_db('t');", "does not follow"),
+        ("<?php mysql_connect('localhost','r','s3cret'); mysql_select_db('t')", "ends inside"),
         ("<?php mysql_connect('', 'r', 's3cret');", "php.ini's default host"),
         ("<?php $m = mysqli_connect('h', null, 's3cret', 't');", "null"),
         ("<?php mysql_connect('h', 'r', 's3cret', FLAGS);", "true or false"),
