@@ -23,7 +23,8 @@ struct DbUser {
 
 impl DbUser {
     async fn create(db: &TestDb) -> DbUser {
-        let name = format!("ajconn_{}", std::process::id());
+        // Unique per test as the database is (the tests of this file run at once).
+        let name = format!("ajconn_{}", db.name.trim_start_matches("chat_test_"));
         let mut admin = mysql_async::Conn::from_url(mysql_base_url())
             .await
             .expect("MariaDB must be running for the tests");
@@ -105,15 +106,36 @@ fn php_quoted(text: &str) -> String {
 }
 
 #[tokio::test]
-async fn with_no_database_url_the_site_s_ajconn_php_is_used_and_its_credentials_are_never_logged() {
+async fn with_no_database_url_the_site_s_tcp_settings_are_used_and_its_credentials_never_logged() {
+    let base = mysql_async::Opts::from_url(&mysql_base_url()).expect("TEST_MYSQL_URL");
+    let host = format!("{}:{}", base.ip_or_hostname(), base.tcp_port());
+    let server = format!("server TCP {host} (line 4, mysql_connect())");
+    serves_with_the_site_s_settings(&host, &server).await;
+}
+
+#[tokio::test]
+async fn with_no_database_url_the_site_s_localhost_socket_is_used() {
+    let mut admin = mysql_async::Conn::from_url(mysql_base_url())
+        .await
+        .expect("MariaDB must be running for the tests");
+    let socket: String = admin
+        .query_first("SELECT @@socket")
+        .await
+        .expect("@@socket")
+        .expect("a socket path");
+    admin.disconnect().await.expect("disconnect");
+    let server = format!("server Unix socket {socket} (line 4, mysql_connect())");
+    serves_with_the_site_s_settings(&format!("localhost:{socket}"), &server).await;
+}
+
+/// A docroot whose AJconn.php connects to `host` (as `mysql_connect` reads it) with a user of
+/// its own: a send and a poll go through, the log says `server`, and neither credential shows.
+async fn serves_with_the_site_s_settings(host: &str, server: &str) {
     let db = TestDb::with_schema().await;
     let user = DbUser::create(&db).await;
-    let base = mysql_async::Opts::from_url(&mysql_base_url()).expect("TEST_MYSQL_URL");
     let ajconn = format!(
-        "<?php\n\n//连接数据库\n$conn=mysql_connect('{}:{}',{},{}) or die('no: ' . mysql_error());\n\
+        "<?php\n\n//连接数据库\n$conn=mysql_connect('{host}',{},{}) or die('no: ' . mysql_error());\n\
          mysql_select_db('{}', $conn);\nmysql_query('set names utf8',$conn);\n\n?>\n",
-        base.ip_or_hostname(),
-        base.tcp_port(),
         php_quoted(&user.name),
         php_quoted(PASSWORD),
         db.name,
@@ -154,6 +176,7 @@ async fn with_no_database_url_the_site_s_ajconn_php_is_used_and_its_credentials_
         .unwrap_or_else(|| panic!("no settings line:\n{text}"));
     assert!(
         settings.contains(&format!("{}/AJconn.php", site.path().display()))
+            && settings.contains(server)
             && settings.contains(&format!("database {} (line 5, mysql_select_db())", db.name))
             && settings.contains("(line 4, mysql_connect()), not logged"),
         "{settings}"
