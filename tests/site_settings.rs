@@ -125,12 +125,67 @@ async fn with_no_database_url_the_site_s_localhost_socket_is_used() {
         .expect("a socket path");
     admin.disconnect().await.expect("disconnect");
     let server = format!("server Unix socket {socket} (line 4, mysql_connect())");
-    serves_with_the_site_s_settings(&format!("localhost:{socket}"), &server).await;
+    let (site, _user, _db) =
+        serves_with_the_site_s_settings(&format!("localhost:{socket}"), &server).await;
+    // The preflight reads the same file and says where it connected.
+    let output = Command::new(env!("CARGO_BIN_EXE_chat-server"))
+        .args(["check", "--site", site.path().to_str().expect("utf8 path")])
+        .env_remove("DATABASE_URL")
+        .output()
+        .expect("run chat-server check");
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        report.contains(&format!(
+            "database: connected to socket {socket}, database `"
+        )),
+        "{report}"
+    );
+    assert!(!report.contains("s3cret"), "{report}");
+}
+
+#[tokio::test]
+async fn a_refused_login_is_logged_without_the_password() {
+    let db = TestDb::with_schema().await;
+    let user = DbUser::create(&db).await;
+    let base = mysql_async::Opts::from_url(&mysql_base_url()).expect("TEST_MYSQL_URL");
+    let site = docroot(&format!(
+        "<?php\n$conn = mysqli_connect('{}', {}, 'wrong-s3cret', '{}', {});\n",
+        base.ip_or_hostname(),
+        php_quoted(&user.name),
+        db.name,
+        base.tcp_port(),
+    ));
+    let addr = free_addr();
+    let log = tempfile::NamedTempFile::new().expect("log file");
+    let mut child = spawn(site.path(), addr, &log);
+    wait_for_log(&log, "serving").await;
+    let sent = RawResponse::exchange(
+        addr,
+        &form_request(
+            "/AJsendmsg.php",
+            Some("username=admin1"),
+            b"rec=a&content=x",
+        ),
+    )
+    .await;
+    assert_eq!(sent.body, b"FIAL");
+    let text = wait_for_log(&log, "Access denied").await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(!text.contains("s3cret"), "{text}");
+    assert!(
+        !text.contains(&user.name),
+        "MariaDB's refusal names the user:\n{text}"
+    );
 }
 
 /// A docroot whose AJconn.php connects to `host` (as `mysql_connect` reads it) with a user of
 /// its own: a send and a poll go through, the log says `server`, and neither credential shows.
-async fn serves_with_the_site_s_settings(host: &str, server: &str) {
+/// Returns the docroot, the user and the database, which live as long as the caller keeps them.
+async fn serves_with_the_site_s_settings(
+    host: &str,
+    server: &str,
+) -> (tempfile::TempDir, DbUser, TestDb) {
     let db = TestDb::with_schema().await;
     let user = DbUser::create(&db).await;
     let ajconn = format!(
@@ -184,6 +239,7 @@ async fn serves_with_the_site_s_settings(host: &str, server: &str) {
     for secret in [PASSWORD, "s3cret", &user.name] {
         assert!(!text.contains(secret), "{secret:?} in the log:\n{text}");
     }
+    (site, user, db)
 }
 
 #[tokio::test]
