@@ -13,8 +13,9 @@
 //! What is followed, with PHP's own meaning:
 //!
 //! - `mysql_connect('host', 'user', 'password')` (and `mysql_pconnect`): `host:3307` is a port,
-//!   `host:/path/sock` a socket; the host `localhost` means the Unix socket (mysqlnd and libmysql
-//!   both do that, case-insensitively), any other host TCP on 3306 unless a port is given;
+//!   `host:/path/sock` a socket (`:/path/sock` too); the host `localhost` means the Unix socket,
+//!   whatever port is given (mysqlnd compares the name case-insensitively), any other host TCP on
+//!   3306 unless a port is given;
 //! - `mysqli_connect('host', 'user', 'password', 'db', port, 'socket')` and `new mysqli(…)`: a
 //!   `p:` prefix (persistent) is dropped; mysqli reads no port from the host (`host:3307` does not
 //!   connect under PHP), so a colon in its host is refused;
@@ -30,6 +31,10 @@
 //!   they change nothing when the connection works; `error_reporting`,
 //!   `date_default_timezone_set`, `header`, `mysqli_report` and PDO's `setAttribute` are ignored.
 //!
+//! Also refused, as not certain: fewer than three connection arguments, `null` or an empty host
+//! (php.ini's defaults), a second connection, a call on anything but the connection, SQL other
+//! than `USE` and `SET NAMES`, no database selected, and what PHP itself would not compile.
+//!
 //! The socket PHP uses for `localhost` is a compile-time default unless php.ini names one. The
 //! default here is [`DEFAULT_SOCKET`], Debian's and MariaDB's packages' path (Debian builds PHP
 //! with it); a site whose PHP used another one names it in the file or uses `--database-url`.
@@ -40,7 +45,8 @@
 //! bytes would be stored differently than under PHP.
 //!
 //! The user and the password never leave [`SiteSettings`] except in [`SiteSettings::url`]: the
-//! log line says where they came from, not what they are, and no refusal quotes a string literal.
+//! log line says where they came from, not what they are, and a refusal quotes no string of the
+//! file but a charset's name.
 
 use std::fmt;
 use std::path::Path;
