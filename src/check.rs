@@ -15,9 +15,9 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row};
 
 use crate::config::Config;
-use crate::dburl;
 use crate::error::Error;
 use crate::site_settings;
+use crate::store::dburl;
 
 /// Columns the service reads or writes.
 const REQUIRED_COLUMNS: [&str; 5] = ["mid", "rec", "pos", "content", "isread"];

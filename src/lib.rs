@@ -3,65 +3,47 @@
 //!
 //! # Layout
 //!
-//! - `check`: `chat-server check`, the preflight an operator runs before switching over.
-//! - `config`: every command-line flag and environment variable.
-//! - `server`: accept loop, hyper options, graceful drain.
-//! - `front`: each connection's reader: requests as nginx read them, handed to hyper.
-//! - `nginx`: pure rules of the legacy's nginx: which heads it accepts, its error pages.
-//! - `routes`: URL to endpoint; request to `$_COOKIE`/`$_POST`.
-//! - `endpoints`: one module per legacy script, composing `php` and `delivery`.
-//! - `site`: the legacy docroot: which file a path names, safely.
-//! - `php`: pure emulation of PHP's parsing and encoding; no I/O.
-//! - `store`: the only SQL, all parameterized.
-//! - `failover`: one pool per database node, the node in use, and moving to the next that answers.
-//! - `hub`: where waiting requests park until a message may exist for them.
-//! - `delivery`: storing, and claiming once: a claim commits as its bytes are handed over.
-//! - `batching`: requests that arrive together handled as one batch, without a timer.
-//! - `group_commit`: sends that arrive together written in one transaction.
-//! - `own_writes`: the ids this instance inserted, so the binlog follower can skip them.
-//! - `inbox`: the unread index, so a claim is a primary-key lookup on the operator's table.
-//! - `watcher`: one background task that keeps the index in step and wakes recipients.
-//! - `binlog`: follows the database's binary log and nudges the watcher when a row is written.
-//! - `limits`: ceilings on parked polls per client address and per username.
-//! - `shutdown`: the signal long-running handlers select on.
-//! - `hardening`: the opt-in hardened mode (agent password, signed identities, inert messages).
-//! - `request_id`: the span, and id, every log line about a request carries.
-//! - `metrics`: the Prometheus exposition at `/.chat-server/metrics`.
-//! - `dburl`: the database URL, TLS parameters (`require_ssl`, `ssl_ca`) included.
-//! - `site_settings`: the database settings the site's own `AJconn.php` names, when no URL is given.
+//! Three layers, each a directory, beside the pure emulations they use:
+//!
+//! - `http/`: sockets to requests and back: `server` (accept loop, hyper options, drain),
+//!   `front` (requests read as nginx reads them), `routes` (URL to endpoint), `limits`
+//!   (ceilings on parked requests), `request_id` (the span every log line carries).
+//! - `endpoints/`: one module per legacy script, composing `php` and `delivery`.
+//! - `delivery/`: from a message stored to a message handed over once: `mailbox` (the
+//!   endpoints' one entry), `hub` (where waiting requests park), `inbox` (the unread index),
+//!   `watcher` and `binlog` (other writers' rows), `batching` and `group_commit`.
+//! - `store/`: the only SQL, all parameterized, and what it needs: `failover` (one pool per
+//!   node), `dburl` (the database URL), `own_writes` (ids this instance inserted), `collation`
+//!   (how MariaDB compares `msg.rec`, the key of every in-memory match).
+//!
+//! Pure, no I/O: `php/` (PHP's parsing and encoding), `nginx/` (the legacy nginx's rules and
+//! pages). Around them: `config` (every flag and variable), `site` (the docroot: which file a
+//! path names), `site_settings` (the database settings the site's own `AJconn.php` names, read
+//! when no URL is given), `hardening` (the opt-in hardened mode), `metrics` (the Prometheus exposition),
+//! `check` (`chat-server check`, the operator's preflight), `response` (the body type, PHP's
+//! headers and nginx's error pages, shared by the endpoints, the router and the hardened mode),
+//! `shutdown`, `error`.
 //!
 //! Every module is private to the crate. The public surface is [`run`] and [`Config`] for the
 //! binary, and [`run_with_hub`] with [`Hub`] for the integration tests, which watch who is waiting.
 //! The compatibility suite (recording the legacy, replaying recordings) is its own crate,
 //! `chat-compat`, in `compat/`.
 
-mod batching;
-mod binlog;
 mod check;
 mod config;
-mod dburl;
 mod delivery;
 mod endpoints;
 mod error;
-mod failover;
-mod front;
-mod group_commit;
 mod hardening;
-mod hub;
-mod inbox;
-mod limits;
+mod http;
 mod metrics;
 mod nginx;
-mod own_writes;
 mod php;
-mod request_id;
-mod routes;
-mod server;
+mod response;
 mod shutdown;
 mod site;
 mod site_settings;
 mod store;
-mod watcher;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -70,9 +52,9 @@ use tokio::net::TcpListener;
 
 pub use check::check;
 pub use config::{Config, LogFormat, Push};
+pub use delivery::hub::Hub;
 pub use error::Error;
-pub use hub::Hub;
-pub use server::listen;
+pub use http::server::listen;
 
 /// Serves the site on `listener` until `shutdown` resolves, then drains.
 pub async fn run(
@@ -98,8 +80,8 @@ pub async fn run_with_hub(
         config.db_timeout(),
     )?;
     let meters = Arc::new(metrics::Metrics::new());
-    let feed = binlog::Feed::new(meters.push_binlog());
-    let pusher = binlog::Follower::new(
+    let feed = delivery::binlog::Feed::new(meters.push_binlog());
+    let pusher = delivery::binlog::Follower::new(
         store.clone(),
         Arc::clone(&hub),
         Arc::clone(&feed),
@@ -115,13 +97,14 @@ pub async fn run_with_hub(
     let monitor = tokio::spawn(store.clone().monitor(stop.clone()));
     // Health answers from the first probe on; a database that is down does not stop the start.
     store.probed().await;
-    let inbox = Arc::new(inbox::Inbox::default());
+    let collation = hub.collation();
+    let inbox = Arc::new(delivery::inbox::Inbox::new(Arc::clone(&collation)));
     let follower = follower.map(|start| pusher.spawn(start, stop.clone()));
-    let watcher = watcher::Watcher {
+    let watcher = delivery::watcher::Watcher {
         store: store.clone(),
         hub: Arc::clone(&hub),
         inbox: Arc::clone(&inbox),
-        pace: watcher::Pace {
+        pace: delivery::watcher::Pace {
             interval: config.watch_interval(),
             grace: config.late_commit_grace(),
             rescan: config.rescan_interval(),
@@ -132,9 +115,13 @@ pub async fn run_with_hub(
     let watcher = tokio::spawn(watcher.run(stop.clone()));
     let mailbox = delivery::Mailbox::new(store.clone(), hub, inbox, stop.clone(), meters);
     let grace = config.shutdown_grace();
-    let limits = limits::ParkLimits::new(config.max_polls_per_address, config.max_polls_per_user);
+    let limits = http::limits::ParkLimits::new(
+        config.max_polls_per_address,
+        config.max_polls_per_user,
+        collation,
+    );
     let guard = hardening::Guard::from_config(&config);
-    let app = Arc::new(routes::App {
+    let app = Arc::new(http::routes::App {
         guard,
         config,
         site,
@@ -142,7 +129,7 @@ pub async fn run_with_hub(
         limits,
     });
     tracing::info!(addr = ?listener.local_addr().ok(), "serving");
-    server::serve(listener, app, stop, grace).await;
+    http::server::serve(listener, app, stop, grace).await;
     if let Err(err) = watcher.await {
         // The watcher only ends early by panicking (or being cancelled); its waiters then rely
         // on this instance's own notifications, so say so instead of ending quietly.

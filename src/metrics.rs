@@ -72,6 +72,7 @@ pub struct Metrics {
     sent: Counter,
     delivered: Counter,
     send_failures: Counter,
+    parked_refused: Counter,
     insert_commits: Counter,
     watcher_ticks: Counter,
     watcher_queries: Counter,
@@ -174,6 +175,11 @@ impl Metrics {
             "chat_send_failures",
             "Sends answered FIAL: the message was not stored",
         );
+        let parked_refused = counter(
+            r,
+            "chat_parked_refused",
+            "Polls and agent streams refused with 503 at a per-address or per-user ceiling",
+        );
         let insert_commits = counter(
             r,
             "chat_insert_commits",
@@ -216,6 +222,7 @@ impl Metrics {
             sent,
             delivered,
             send_failures,
+            parked_refused,
             insert_commits,
             watcher_ticks,
             watcher_queries,
@@ -273,6 +280,11 @@ impl Metrics {
         self.created.elapsed()
     }
 
+    /// A poll or stream refused at a parking ceiling; how many were, this one included.
+    pub fn parked_refused(&self) -> u64 {
+        self.parked_refused.inc() + 1
+    }
+
     /// Counts an open customer poll until the returned guard drops.
     pub fn poll_open(&self) -> Held {
         self.waiting_polls.inc();
@@ -326,6 +338,7 @@ mod tests {
         metrics.delivered(7);
         metrics.watcher_tick();
         metrics.watcher_query();
+        assert_eq!(metrics.parked_refused(), 1);
         metrics.push_binlog().set(1);
         let _poll = metrics.poll_open();
         let text = metrics.render(Snapshot {
@@ -345,6 +358,7 @@ mod tests {
         assert_eq!(value(&text, "chat_messages_delivered_total"), Some(1.0));
         assert_eq!(value(&text, "chat_send_failures_total"), Some(1.0));
         assert_eq!(value(&text, "chat_watcher_ticks_total"), Some(1.0));
+        assert_eq!(value(&text, "chat_parked_refused_total"), Some(1.0));
         assert_eq!(value(&text, "chat_watcher_queries_total"), Some(1.0));
         assert_eq!(value(&text, "chat_push_binlog"), Some(1.0));
         assert_eq!(value(&text, "chat_send_seconds_count"), Some(2.0));

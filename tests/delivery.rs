@@ -520,3 +520,111 @@ async fn the_first_send_after_mysql_returns_does_not_fail_on_a_stale_connection(
     assert_eq!(db.messages().await.len(), 7);
     server.stop().await;
 }
+
+/// The rows `rec = ?` finds for `name` under the table's own collation, by content, oldest first:
+/// what the legacy's `where rec='…'` streamed or polled.
+async fn contents_mariadb_finds(db: &TestDb, name: &str) -> Vec<String> {
+    use mysql_async::prelude::Queryable;
+    let mut conn = db.conn().await;
+    conn.exec(
+        "SELECT content FROM msg WHERE rec = ? ORDER BY mid",
+        (name,),
+    )
+    .await
+    .expect("select")
+}
+
+/// Reads the agent stream until every one of `wanted` arrived; the contents in arrival order.
+async fn stream_until(stream: &mut ResponseReader, wanted: &[String]) -> Vec<String> {
+    let mut text = String::new();
+    while !wanted
+        .iter()
+        .all(|content| text.contains(&format!(r#""content":"{content}""#)))
+    {
+        let chunk = within(DEADLINE, "the look-alikes' rows", stream.read_chunk())
+            .await
+            .unwrap_or_else(|| panic!("stream ended; so far {text}"));
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    text.split(r#""content":""#)
+        .skip(1)
+        .map(|rest| rest[..rest.find('"').expect("quote")].to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn recipients_match_as_the_tables_collation_compares_them() {
+    // The agent's rows are those MariaDB calls `admin`: case, accents and trailing spaces fold
+    // under the usual collations, leading spaces and other names do not. Rows written before the
+    // start (the scan), by another writer (the watcher) and by a send (our own insert) alike.
+    let lookalikes = ["ADMIN", "Admin ", "admín", " admin", "admin2", "ádmín  "];
+    for charset in ["utf8mb3", "utf8mb4", "latin1"] {
+        let db = TestDb::create().await;
+        db.exec(&format!(
+            "CREATE TABLE msg (mid INT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY, \
+             rec VARCHAR(64) NOT NULL DEFAULT '', pos VARCHAR(64) NOT NULL DEFAULT '', \
+             content TEXT, isread TINYINT NOT NULL DEFAULT 0) DEFAULT CHARSET={charset}"
+        ))
+        .await;
+        for (n, rec) in lookalikes.iter().enumerate() {
+            db.exec(&insert(rec, "c", &format!("before{n}"))).await;
+        }
+        let server = TestServer::start(&db).await;
+        let mut stream =
+            ResponseReader::open(server.addr, &get_request("/AJ04serve.php", None)).await;
+        stream.read_head().await;
+        for (n, rec) in lookalikes.iter().enumerate() {
+            db.exec(&insert(rec, "c", &format!("other{n}"))).await;
+            let sent = server
+                .post_form(
+                    "/AJsendmsg.php",
+                    Some("username=c"),
+                    format!("rec={}&content=sent{n}", rec.replace(' ', "+")).as_bytes(),
+                )
+                .await;
+            assert_eq!(sent.text(), "OK");
+        }
+        let wanted = contents_mariadb_finds(&db, "admin").await;
+        assert_eq!(
+            wanted.len(),
+            12,
+            "{charset}: MariaDB's own count: {wanted:?}"
+        );
+        let streamed = stream_until(&mut stream, &wanted).await;
+        // Another writer's rows reach the stream when the watcher sees them, so only the order
+        // within each writer is fixed.
+        for writer in ["before", "other", "sent"] {
+            let of = |contents: &[String]| -> Vec<String> {
+                contents
+                    .iter()
+                    .filter(|content| content.starts_with(writer))
+                    .cloned()
+                    .collect()
+            };
+            assert_eq!(of(&streamed), of(&wanted), "{charset}: each once, in order");
+        }
+        assert_eq!(streamed.len(), wanted.len(), "{charset}: {streamed:?}");
+        // And a customer's poll: `admin2` finds its own row and nothing of the agent's.
+        let polled = server
+            .get("/AJ05comitajax.php", Some("username=ADMIN2"))
+            .await;
+        assert!(
+            polled.text().contains(r#""content":"before4""#),
+            "{charset}: {}",
+            polled.text()
+        );
+        let unread: Vec<String> = db
+            .messages()
+            .await
+            .into_iter()
+            .filter(|row| row.4 == 0)
+            .map(|row| row.1)
+            .collect();
+        assert_eq!(
+            unread.len(),
+            5,
+            "{charset}: ` admin` ×3, `admin2` ×2 left: {unread:?}"
+        );
+        server.stop().await;
+    }
+}

@@ -96,7 +96,7 @@ pub async fn other_writer(target: &Target, database_url: &str, rounds: usize) ->
         )
         .await
         .expect("insert a row");
-        let body = answer(poll).await;
+        let (_, body) = answer(poll).await;
         samples.push(started.elapsed());
         assert!(
             chat_compat::http::find(&body, b"direct").is_some(),

@@ -178,7 +178,20 @@ async fn main() {
             hold_secs,
             send_concurrency,
             insert_via,
-        } => waiters(&target, count, hold_secs, send_concurrency, insert_via).await,
+        } => {
+            let line = waiters(&target, count, hold_secs, send_concurrency, insert_via).await;
+            println!("{line}");
+            // A burst that measured only part of its polls must not pass for a full one.
+            if line["delivered"] != count {
+                eprintln!(
+                    "waiters: {} of {count} polls delivered ({} refused with 503: a per-address \
+                     ceiling? the server's --max-polls-per-address must exceed {count})",
+                    line["delivered"], line["refused"]
+                );
+                std::process::exit(1);
+            }
+            return;
+        }
         Mode::Cluster {
             seconds,
             rate,
@@ -260,7 +273,7 @@ async fn latency(target: &Target, rounds: usize, send_target: Option<String>) ->
         tokio::time::sleep(Duration::from_millis(fastrand::u64(100..1100))).await;
         let started = Instant::now();
         assert_eq!(send(&sender, &user, "ping").await, b"OK", "send failed");
-        let body = answer(poll).await;
+        let (_, body) = answer(poll).await;
         samples.push(started.elapsed());
         assert!(
             find(&body, b"ping").is_some(),
@@ -344,8 +357,8 @@ async fn waiters(
     let mut readers = tokio::task::JoinSet::new();
     for (i, poll) in polls.into_iter().enumerate() {
         readers.spawn(async move {
-            let body = answer(poll).await;
-            (i, Instant::now(), find(&body, b"hello").is_some())
+            let (status, body) = answer(poll).await;
+            (i, Instant::now(), status, find(&body, b"hello").is_some())
         });
     }
     let started = Instant::now();
@@ -360,10 +373,11 @@ async fn waiters(
         }
         None => send_each(target, count, send_concurrency, &sent_at).await,
     };
-    let (mut samples, mut delivered) = (Vec::new(), 0);
+    let (mut samples, mut delivered, mut refused) = (Vec::new(), 0, 0);
     let mut last_arrival = started;
     while let Some(result) = readers.join_next().await {
-        let (i, arrived, ok) = result.expect("reader");
+        let (i, arrived, status, ok) = result.expect("reader");
+        refused += usize::from(status == Some(503));
         if ok {
             delivered += 1;
             last_arrival = last_arrival.max(arrived);
@@ -375,7 +389,7 @@ async fn waiters(
     let deliver_all_secs = last_arrival.duration_since(started).as_secs_f64();
     serde_json::json!({
         "mode": "waiters", "count": count, "open_secs": open_secs, "delivered": delivered,
-        "send_failures": send_failures, "deliver_all_secs": deliver_all_secs,
+        "refused": refused, "send_failures": send_failures, "deliver_all_secs": deliver_all_secs,
         "ms": summary(&mut samples)
     })
 }
@@ -451,14 +465,15 @@ async fn send(target: &Target, recipient: &str, content: &str) -> Vec<u8> {
             .expect("send"),
     )
     .await
+    .1
 }
 
 /// The whole body of an answer (empty when none came within [`ANSWER_TIMEOUT`]).
-async fn answer(mut exchange: Exchange) -> Vec<u8> {
-    match exchange.finish(ANSWER_TIMEOUT).await {
-        Ok(true) => exchange.body,
-        _ => Vec::new(),
-    }
+/// The response's status, if one came, and its body once complete (else empty).
+async fn answer(mut exchange: Exchange) -> (Option<u16>, Vec<u8>) {
+    let complete = matches!(exchange.finish(ANSWER_TIMEOUT).await, Ok(true));
+    let status = exchange.head.as_ref().map(|head| head.status);
+    (status, if complete { exchange.body } else { Vec::new() })
 }
 
 fn summary(samples: &mut [Duration]) -> serde_json::Value {

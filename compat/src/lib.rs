@@ -13,7 +13,7 @@
 //! - [`fuzz`]: `chat-compat fuzz`, generated cases against the legacy and a server, compared.
 //! - [`record`]: `chat-compat record`, the legacy into `compat/recordings/`.
 //! - [`replay`]: `chat-compat replay`, recordings against a server or against each other.
-//! - `har_replay`: `chat-compat replay --har`, an operator's own traffic against a server.
+//! - `replay::har`: `chat-compat replay --har`, an operator's own traffic against a server.
 //! - [`error`]: [`CompatError`], what stops the tools.
 //!
 //! The server's `tests/compat_replay.rs` replays every recording against the server through this
@@ -23,7 +23,6 @@ pub mod compare;
 pub mod error;
 pub mod fuzz;
 pub mod har;
-mod har_replay;
 pub mod http;
 pub mod provenance;
 pub mod record;

@@ -25,7 +25,7 @@ use hyper::Response;
 
 use super::{message_json, php_response, Body, PhpRequest};
 use crate::delivery::{Claimed, Mailbox};
-use crate::limits::Parked;
+use crate::http::limits::Parked;
 use crate::metrics::Held;
 use crate::php::script::Script;
 use crate::store::Message;

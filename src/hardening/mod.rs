@@ -21,8 +21,9 @@ use hyper::{Response, StatusCode};
 use sha2::{Digest, Sha256};
 
 use crate::config::{Config, Secret};
-use crate::endpoints::{error_page, Body, PhpRequest};
 use crate::php::cookie::set_cookie;
+use crate::php::request::PhpRequest;
+use crate::response::{error_page, Body};
 use crate::site::Endpoint;
 
 pub use escape::inert;

@@ -1,6 +1,6 @@
 //! What nginx 1.22 (the legacy's front server, with its compiled-in defaults) decides about a
 //! request before PHP sees it: which request heads it accepts and what it hands over, which it
-//! refuses and with which page. Pure functions over bytes; the I/O lives in [`crate::front`].
+//! refuses and with which page. Pure functions over bytes; the I/O lives in [`crate::http::front`].
 //!
 //! Every rule here was checked against the real nginx 1.22.1 + PHP-FPM 8.2 with
 //! `scripts/diff-raw` (the request bytes and nginx's answers are listed in `docs/nginx-front.md`).
@@ -77,6 +77,7 @@ pub fn reason(status: u16) -> &'static str {
         408 => "Request Time-out",
         413 => "Request Entity Too Large",
         414 => "Request-URI Too Large",
+        416 => "Requested Range Not Satisfiable",
         500 => "Internal Server Error",
         501 => "Not Implemented",
         502 => "Bad Gateway",

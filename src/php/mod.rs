@@ -12,6 +12,7 @@ pub mod json;
 pub mod multipart;
 #[cfg(test)]
 mod props;
+pub mod request;
 pub mod script;
 pub mod url;
 pub mod vars;

@@ -1,4 +1,4 @@
-//! Delivery: storing messages, waiting for them, and handing each over once, oldest first, for
+//! The mailbox: storing messages, waiting for them, and handing each over once, oldest first, for
 //! both the customer long poll and the agent stream.
 //!
 //! # The claim protocol
@@ -35,10 +35,10 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
+use crate::delivery::group_commit::{group_commit, GroupCommit};
+use crate::delivery::hub::Hub;
+use crate::delivery::inbox::Inbox;
 use crate::error::Error;
-use crate::group_commit::{group_commit, GroupCommit};
-use crate::hub::Hub;
-use crate::inbox::Inbox;
 use crate::metrics::{Metrics, Snapshot};
 use crate::shutdown::Shutdown;
 use crate::store::{Claim, Insert, Message, NewMessage, OpenClaim, Store};

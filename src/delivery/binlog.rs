@@ -3,7 +3,7 @@
 //! writers wake their recipients within milliseconds and an idle instance runs no polling query.
 //!
 //! The binlog only replaces the watcher's timer, not its reading: the watcher still reads new
-//! rows by primary key, keeps its holes and the unread index ([`crate::watcher`]). That keeps
+//! rows by primary key, keeps its holes and the unread index ([`crate::delivery::watcher`]). That keeps
 //! one source of truth for what is unread, and a missed or late event costs latency, never a
 //! message: whenever the follower is not live (not started yet, connection lost, node switched,
 //! binlog purged) the watcher ticks on its interval, and it ticks once each time the follower
@@ -12,7 +12,7 @@
 //! Only other writers' inserts nudge (write-rows events). A claim is an UPDATE, so nudging on
 //! updates would cost a tick per delivery; rows set unread again by hand are left to the rescan,
 //! as before. This instance's own inserts are already indexed and woken, so they are recognised
-//! by id ([`crate::own_writes`]) and cost nothing either.
+//! by id ([`crate::store::own_writes`]) and cost nothing either.
 //!
 //! The follower has its own connection, outside the pool (a replication stream never returns
 //! to a pool), to the node the store uses; it starts at the binlog's current end (`SHOW MASTER
@@ -33,9 +33,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::{watch, Notify};
 
 use crate::config::Push;
-use crate::hub::Hub;
-use crate::own_writes::OwnWrites;
+use crate::delivery::hub::Hub;
 use crate::shutdown::Shutdown;
+use crate::store::own_writes::OwnWrites;
 use crate::store::Store;
 
 /// The table whose inserts nudge.

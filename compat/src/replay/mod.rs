@@ -1,5 +1,7 @@
 //! `chat-compat replay`: the scenario recordings against a running server, or two recording
-//! sets against each other; `--har` hands over to `har_replay`.
+//! sets against each other; `--har` hands over to the child module `har`.
+
+mod har;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -77,7 +79,7 @@ pub fn report(scenario: &str, differences: &[Difference]) -> String {
 /// Runs `chat-compat replay`.
 pub async fn replay(args: ReplayArgs) -> ExitCode {
     let result = if let Some(har) = &args.har {
-        crate::har_replay::replay_har(&args, har).await
+        har::replay_har(&args, har).await
     } else if let Some(old) = &args.compare_with {
         compare_recordings(&args, old)
     } else {

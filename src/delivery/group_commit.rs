@@ -3,11 +3,11 @@
 //!
 //! Why: a send's cost is its round trips and its commit, not its bytes; one commit per send over
 //! a handful of connections bounded sends at about half of what MariaDB takes directly.
-//! Batches form without a timer ([`crate::batching`]).
+//! Batches form without a timer ([`crate::delivery::batching`]).
 
 use std::sync::Arc;
 
-use crate::batching::{Batcher, Work};
+use crate::delivery::batching::{Batcher, Work};
 use crate::metrics::Metrics;
 use crate::store::{Insert, NewMessage, Store};
 

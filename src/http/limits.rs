@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-use crate::inbox::key;
+use crate::store::collation::Collation;
 
 /// What is counted.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -25,6 +25,7 @@ pub struct ParkLimits {
     per_user: usize,
     // A std Mutex: never held across an .await.
     parked: Mutex<HashMap<Slot, usize>>,
+    collation: Arc<Collation>,
 }
 
 /// One admitted request's place; dropping it frees the place.
@@ -35,12 +36,14 @@ pub struct Parked {
 }
 
 impl ParkLimits {
-    /// Ceilings per address and per username; 0 means none.
-    pub fn new(per_address: usize, per_user: usize) -> Arc<ParkLimits> {
+    /// Ceilings per address and per username (keyed by `collation`, as the table compares
+    /// them); 0 means none.
+    pub fn new(per_address: usize, per_user: usize, collation: Arc<Collation>) -> Arc<ParkLimits> {
         Arc::new(ParkLimits {
             per_address,
             per_user,
             parked: Mutex::new(HashMap::new()),
+            collation,
         })
     }
 
@@ -49,7 +52,7 @@ impl ParkLimits {
     pub fn admit(self: &Arc<Self>, address: IpAddr, user: Option<&[u8]>) -> Option<Parked> {
         let mut wanted = vec![(Slot::Address(address), self.per_address)];
         if let Some(user) = user {
-            wanted.push((Slot::User(key(user)), self.per_user));
+            wanted.push((Slot::User(self.collation.key(user)), self.per_user));
         }
         let mut parked = self.lock();
         let full = wanted.iter().any(|(slot, ceiling)| {
@@ -99,7 +102,7 @@ mod tests {
 
     #[test]
     fn each_address_and_each_user_has_its_ceiling() {
-        let limits = ParkLimits::new(2, 1);
+        let limits = ParkLimits::new(2, 1, Arc::default());
         let a = limits.admit(HOME, Some(b"admin1")).expect("first");
         assert!(limits.admit(HOME, Some(b"ADMIN1 ")).is_none(), "same user");
         let b = limits.admit(HOME, Some(b"admin2")).expect("second user");
@@ -119,7 +122,7 @@ mod tests {
 
     #[test]
     fn zero_means_no_ceiling() {
-        let limits = ParkLimits::new(0, 0);
+        let limits = ParkLimits::new(0, 0, Arc::default());
         let held: Vec<_> = (0..1000)
             .map(|_| limits.admit(HOME, Some(b"x")).expect("unbounded"))
             .collect();

@@ -1,7 +1,7 @@
 //! Sockets and connections: the accept loop, hyper's HTTP/1 options, and a graceful drain with a
 //! deadline. Endpoints never see a TcpStream.
 //!
-//! Each connection is read by [`crate::front`] (nginx's parser and limits); hyper gets stand-in
+//! Each connection is read by [`crate::http::front`] (nginx's parser and limits); hyper gets stand-in
 //! requests from it and writes the responses.
 
 use std::sync::Arc;
@@ -13,8 +13,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
-use crate::front;
-use crate::routes::{self, App};
+use crate::http::front;
+use crate::http::routes::{self, App};
 use crate::shutdown::Shutdown;
 
 /// Connections the kernel may hold for us before we accept them. tokio's `bind` asks for 1,024:

@@ -1,5 +1,5 @@
 //! Request routing: one match from URL to endpoint, and the one place a request (as nginx
-//! handed it over, see [`crate::front`]) becomes the `$_COOKIE`/`$_POST` a PHP script would
+//! handed it over, see [`crate::http::front`]) becomes the `$_COOKIE`/`$_POST` a PHP script would
 //! have seen.
 
 use std::convert::Infallible;
@@ -17,11 +17,13 @@ use tracing::Instrument;
 
 use crate::config::Config;
 use crate::delivery::Mailbox;
-use crate::endpoints::{error_page, files, full, pages, poll, send, stream, Body, PhpRequest};
-use crate::front::{Handover, Request, Ticket};
+use crate::endpoints::{files, pages, poll, send, stream};
 use crate::hardening::Guard;
-use crate::limits::ParkLimits;
+use crate::http::front::{Handover, Request, Ticket};
+use crate::http::limits::ParkLimits;
+use crate::php::request::PhpRequest;
 use crate::php::{cookie, form, multipart};
+use crate::response::{error_page, full, refused, Body};
 use crate::site::{Endpoint, Resource, Site};
 
 /// Health probe for orchestrators and load balancers: `ok`, or 503 while no database node is
@@ -49,7 +51,7 @@ pub struct App {
 /// hyper's service function, for the request the front handed over. Errors never reach hyper:
 /// each becomes the answer nginx or PHP would give. The ticket lives as long as the response
 /// body, so the front reads the next request only once this answer is finished.
-/// Everything logged while a request is handled carries its id ([`crate::request_id`]).
+/// Everything logged while a request is handled carries its id ([`crate::http::request_id`]).
 pub async fn handle(
     app: Arc<App>,
     peer: IpAddr,
@@ -65,7 +67,7 @@ pub async fn handle(
     );
     let response = match handover {
         Handover::Request(request) => {
-            let span = crate::request_id::span(&request.head, peer);
+            let span = crate::http::request_id::span(&request.head, peer);
             // nginx says `Connection: close` whenever it will close, HTTP/1.0 included.
             let keep_alive = request.head.keep_alive;
             let response = route(&app, peer, *request).instrument(span.clone()).await;
@@ -84,17 +86,6 @@ pub async fn handle(
         _ticket: ticket,
     };
     Ok(Response::from_parts(parts, body.boxed_unsync()))
-}
-
-/// nginx's answer to a request it refused.
-pub fn refused(refusal: crate::nginx::Refusal) -> Response<Body> {
-    let mut response = Response::new(full(refusal.page(crate::nginx::SIGNATURE)));
-    *response.status_mut() =
-        StatusCode::from_u16(refusal.status()).expect("nginx statuses are valid");
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("text/html"));
-    response
 }
 
 fn closing(mut response: Response<Body>) -> Response<Body> {
@@ -139,7 +130,7 @@ async fn route(app: &App, peer: IpAddr, request: Request) -> Response<Body> {
                 Endpoint::Poll => {
                     let user = php.cookies.string("username");
                     let Some(_parked) = app.limits.admit(peer, Some(&user)) else {
-                        return error_page(StatusCode::SERVICE_UNAVAILABLE);
+                        return over_ceiling(app, peer);
                     };
                     let max_park = app.config.max_park();
                     let _open = app.mailbox.meters().poll_open();
@@ -147,7 +138,7 @@ async fn route(app: &App, peer: IpAddr, request: Request) -> Response<Body> {
                 }
                 Endpoint::Stream => match app.limits.admit(peer, None) {
                     Some(parked) => stream::stream(script, &php, &app.mailbox, parked),
-                    None => error_page(StatusCode::SERVICE_UNAVAILABLE),
+                    None => over_ceiling(app, peer),
                 },
             };
             if let Some(guard) = &app.guard {
@@ -166,6 +157,23 @@ async fn route(app: &App, peer: IpAddr, request: Request) -> Response<Body> {
         Resource::Directory => error_page(StatusCode::FORBIDDEN),
         Resource::NotFound => error_page(StatusCode::NOT_FOUND),
     }
+}
+
+/// A poll or stream past a parking ceiling: nginx's `limit_conn` answer at once, never a wait.
+/// Logged on the first refusal and every thousandth, so a crowd behind one address (a proxy
+/// whose clients all share it, a benchmark) is visible without a line per request.
+fn over_ceiling(app: &App, peer: IpAddr) -> Response<Body> {
+    let count = app.mailbox.meters().parked_refused();
+    if count % 1000 == 1 {
+        tracing::warn!(
+            %peer,
+            refused = count,
+            per_address = app.config.max_polls_per_address,
+            per_user = app.config.max_polls_per_user,
+            "a poll or stream was refused (503) at a parking ceiling (--max-polls-per-address, --max-polls-per-user)"
+        );
+    }
+    error_page(StatusCode::SERVICE_UNAVAILABLE)
 }
 
 /// The path below the base path, or `None` when the request is outside the site.

@@ -10,13 +10,16 @@
 //! row for longer than the watcher takes to see it.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-/// Unread row ids by recipient key (see [`key`]).
+use crate::store::collation::Collation;
+
+/// Unread row ids by recipient key ([`Collation::key`]).
 #[derive(Debug, Default)]
 pub struct Inbox {
     // A std Mutex: never held across an .await; every critical section is a few map operations.
     inner: Mutex<Inner>,
+    collation: Arc<Collation>,
 }
 
 #[derive(Debug, Default)]
@@ -29,9 +32,17 @@ struct Inner {
 }
 
 impl Inbox {
+    /// An empty index keying recipients by `collation`.
+    pub fn new(collation: Arc<Collation>) -> Inbox {
+        Inbox {
+            inner: Mutex::default(),
+            collation,
+        }
+    }
+
     /// Records an unread row for `recipient`.
     pub fn add(&self, mid: u64, recipient: &[u8]) {
-        let key = key(recipient);
+        let key = self.collation.key(recipient);
         let mut inner = self.lock();
         if let Some(added) = inner.added_during_rescan.as_mut() {
             added.push((mid, key.clone()));
@@ -42,7 +53,7 @@ impl Inbox {
     /// The oldest unread rows for `recipient` that no local claim is working on, at most `most`,
     /// now marked as being claimed. Pair with [`Inbox::claimed`] or [`Inbox::unclaimed`].
     pub fn next_to_claim(&self, recipient: &[u8], most: usize) -> Vec<u64> {
-        let key = key(recipient);
+        let key = self.collation.key(recipient);
         let mut inner = self.lock();
         let Inner {
             unread, claiming, ..
@@ -62,7 +73,7 @@ impl Inbox {
 
     /// The row is read (claimed here or elsewhere): forget it.
     pub fn claimed(&self, mid: u64, recipient: &[u8]) {
-        let key = key(recipient);
+        let key = self.collation.key(recipient);
         let mut inner = self.lock();
         inner.claiming.remove(&mid);
         if let Some(mids) = inner.unread.get_mut(&key) {
@@ -84,7 +95,9 @@ impl Inbox {
     /// Whether anything unread is known for `recipient`.
     #[cfg(test)]
     pub fn has_unread(&self, recipient: &[u8]) -> bool {
-        self.lock().unread.contains_key(&key(recipient))
+        self.lock()
+            .unread
+            .contains_key(&self.collation.key(recipient))
     }
 
     /// How many unread rows are known.
@@ -101,8 +114,12 @@ impl Inbox {
     /// recipients that gained a row the index did not know, who may be waiting for it.
     pub fn finish_rescan(&self, scanned: Vec<(u64, Vec<u8>)>) -> Vec<Vec<u8>> {
         let mut fresh: HashMap<Vec<u8>, BTreeSet<u64>> = HashMap::new();
+        // One recipient as the table spells it per key, to wake: keys are not recipients.
+        let mut names: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
         for (mid, recipient) in scanned {
-            fresh.entry(key(&recipient)).or_default().insert(mid);
+            let key = self.collation.key(&recipient);
+            fresh.entry(key.clone()).or_default().insert(mid);
+            names.entry(key).or_insert(recipient);
         }
         let mut inner = self.lock();
         for (mid, key) in inner.added_during_rescan.take().unwrap_or_default() {
@@ -116,7 +133,8 @@ impl Inbox {
                     .get(*key)
                     .is_none_or(|known| !mids.is_subset(known))
             })
-            .map(|(key, _)| key.clone())
+            // A key only rows added meanwhile have was woken by whoever added them.
+            .filter_map(|(key, _)| names.remove(key))
             .collect();
         inner.unread = fresh;
         gained
@@ -132,22 +150,6 @@ impl Inbox {
         self.inner
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-/// The key a recipient is filed under. MySQL compares `rec = ?` with the column's collation,
-/// usually case-insensitive and blind to trailing spaces, so `Admin123 ` is a row for
-/// `admin123`, as it was under the legacy's `where rec='$rec'`. Folding both sides the same way
-/// keeps that.
-pub fn key(recipient: &[u8]) -> Vec<u8> {
-    let end = recipient
-        .iter()
-        .rposition(|&b| b != b' ')
-        .map_or(0, |i| i + 1);
-    let trimmed = &recipient[..end];
-    match std::str::from_utf8(trimmed) {
-        Ok(text) => text.to_lowercase().into_bytes(),
-        Err(_) => trimmed.to_ascii_lowercase(),
     }
 }
 
@@ -187,12 +189,5 @@ mod tests {
         assert!(!inbox.has_unread(b"stale"));
         assert!(inbox.has_unread(b"new"));
         assert_eq!(inbox.unread_count(), 3);
-    }
-
-    #[test]
-    fn keys_fold_case_and_trailing_spaces() {
-        assert_eq!(key(b"Admin123  "), b"admin123".to_vec());
-        assert_eq!(key(b" a"), b" a".to_vec());
-        assert_eq!(key(b"\xff A"), b"\xff a".to_vec());
     }
 }

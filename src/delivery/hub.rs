@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use tokio::sync::watch;
 
-use crate::inbox::key;
+use crate::store::collation::Collation;
 
 /// Recipients with parked waiters, keyed as the unread index keys them.
 #[derive(Debug, Default)]
@@ -22,6 +22,8 @@ pub struct Hub {
     watching: AtomicBool,
     /// When the watcher last finished a pass over the table (its lag, for the metrics).
     last_pass: Mutex<Option<Instant>>,
+    /// How recipients are keyed, shared with the unread index and the limits.
+    collation: Arc<Collation>,
 }
 
 /// A parked waiter's ticket. Dropping it removes the recipient's entry once nobody else waits.
@@ -40,7 +42,7 @@ impl Hub {
 
     /// Parks interest in `recipient`: the returned subscription wakes on the next notify.
     pub(crate) fn subscribe(self: &Arc<Self>, recipient: &[u8]) -> Subscription {
-        let key = key(recipient);
+        let key = self.collation.key(recipient);
         let receiver = self
             .lock()
             .entry(key.clone())
@@ -53,9 +55,14 @@ impl Hub {
         }
     }
 
+    /// How recipients are keyed: the unread index and the limits key them the same way.
+    pub(crate) fn collation(&self) -> Arc<Collation> {
+        Arc::clone(&self.collation)
+    }
+
     /// Wakes everyone waiting for `recipient`. A no-op when nobody waits.
     pub(crate) fn notify(&self, recipient: &[u8]) {
-        if let Some(sender) = self.lock().get(&key(recipient)) {
+        if let Some(sender) = self.lock().get(&self.collation.key(recipient)) {
             sender.send_modify(|generation| *generation += 1);
         }
     }
@@ -70,7 +77,7 @@ impl Hub {
     /// How many requests wait for `recipient` right now.
     pub fn waiter_count(&self, recipient: &[u8]) -> usize {
         self.lock()
-            .get(&key(recipient))
+            .get(&self.collation.key(recipient))
             .map_or(0, |sender| sender.receiver_count())
     }
 

@@ -18,9 +18,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::binlog::Feed;
-use crate::hub::Hub;
-use crate::inbox::Inbox;
+use crate::delivery::binlog::Feed;
+use crate::delivery::hub::Hub;
+use crate::delivery::inbox::Inbox;
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
 use crate::store::{RecentRow, Store};
@@ -284,6 +284,8 @@ impl Watcher {
             tracing::warn!(%err, "could not read the table's engine; assuming InnoDB");
         }
         self.meters.watcher_query();
+        self.learn_collation().await?;
+        self.meters.watcher_query();
         let high = self
             .store
             .rows_after(u64::MAX, 1)
@@ -308,6 +310,20 @@ impl Watcher {
         );
         self.hub.mark_watching();
         Ok(Progress::starting_at(high, &known, Instant::now()))
+    }
+
+    /// Keys recipients as `msg.rec`'s collation compares them, before the scan fills the index;
+    /// waiters parked under the provisional keys file themselves again.
+    async fn learn_collation(&self) -> Result<(), crate::Error> {
+        let Some(weights) = self.store.rec_weights().await? else {
+            return Ok(());
+        };
+        let name = weights.name.clone();
+        if self.hub.collation().learn(weights) {
+            tracing::info!(collation = %name, "recipients compare as msg.rec does");
+            self.hub.notify_all();
+        }
+        Ok(())
     }
 
     async fn tick(

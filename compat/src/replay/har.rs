@@ -4,10 +4,10 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
+use super::{report, ReplayArgs};
 use crate::compare;
 use crate::har::{self, Har};
 use crate::http;
-use crate::replay::{report, ReplayArgs};
 use crate::runner::{self, ExchangeRecord};
 use crate::CompatError;
 

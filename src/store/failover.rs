@@ -86,7 +86,7 @@ impl Nodes {
         let mut nodes = Vec::new();
         for url in node_urls(url)? {
             // TLS parameters (`require_ssl`, `ssl_ca`) apply to every node.
-            let opts = crate::dburl::opts_from_url(&url)?;
+            let opts = crate::store::dburl::opts_from_url(&url)?;
             let name = format!("{}:{}", opts.ip_or_hostname(), opts.tcp_port());
             let pooled = OptsBuilder::from_opts(opts.clone())
                 .setup(settings.setup.clone())
