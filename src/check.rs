@@ -16,6 +16,7 @@ use mysql_async::{Conn, Row};
 
 use crate::config::Config;
 use crate::error::Error;
+use crate::site_settings;
 use crate::store::dburl;
 
 /// Columns the service reads or writes.
@@ -133,13 +134,19 @@ fn parse_open_files(limits: &str) -> Option<u64> {
 }
 
 async fn database(report: &mut Report, config: &Config, timeout: Duration) -> Result<(), Error> {
-    let opts = dburl::opts_from_url(&config.database_url)?;
-    let host = format!("{}:{}", opts.ip_or_hostname(), opts.tcp_port());
+    let opts = dburl::opts_from_url(&site_settings::database_url(config)?)?;
+    let host = match opts.socket() {
+        Some(socket) => format!("socket {socket}"),
+        None => format!("{}:{}", opts.ip_or_hostname(), opts.tcp_port()),
+    };
     let database = opts.db_name().map(str::to_owned).unwrap_or_default();
     let mut conn = tokio::time::timeout(timeout, Conn::new(opts))
         .await
         .map_err(|_| Error::Config(format!("cannot connect to {host} within {timeout:?}")))?
-        .map_err(|err| Error::Config(format!("cannot connect to {host}: {err}")))?;
+        .map_err(|err| {
+            // Through our own error's words, which leave out the user name.
+            Error::Config(format!("cannot connect to {host}: {}", Error::Db(err)))
+        })?;
     let version: Option<String> = conn.query_first("SELECT VERSION()").await?;
     let cipher: Option<(String, String)> = conn
         .query_first("SHOW SESSION STATUS LIKE 'Ssl_cipher'")

@@ -26,13 +26,10 @@ pub struct Config {
     #[arg(long, env = "CHAT_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// MySQL/MariaDB URL. The default is the legacy `AJconn.php`: root, no password, database `test`.
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "mysql://root@127.0.0.1:3306/test"
-    )]
-    pub database_url: String,
+    /// MySQL/MariaDB URL. Without it, the site's own `AJconn.php` says where the database is
+    /// (literal settings only; anything else stops the start with the reason).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
 
     /// The legacy docroot: the site's `.php` pages and static files (`jquery.js`).
     #[arg(long, env = "CHAT_SITE", default_value = "compat/legacy-site")]
@@ -233,7 +230,15 @@ mod tests {
             "--database-url",
             "mysql://root@127.0.0.1:3306/test",
         ]);
-        assert_eq!(config.database_url, "mysql://root@127.0.0.1:3306/test");
+        assert_eq!(
+            config.database_url.as_deref(),
+            Some("mysql://root@127.0.0.1:3306/test")
+        );
+        assert_eq!(
+            Config::parse_from(["chat-server"]).database_url,
+            None,
+            "without a URL the site's AJconn.php is read"
+        );
         assert_eq!(config.base_path(), "");
         assert_eq!(config.php, php::Version::Php8);
         assert!(config.watch_interval() < Duration::from_secs(1));

@@ -18,7 +18,8 @@
 //!
 //! Pure, no I/O: `php/` (PHP's parsing and encoding), `nginx/` (the legacy nginx's rules and
 //! pages). Around them: `config` (every flag and variable), `site` (the docroot: which file a
-//! path names), `hardening` (the opt-in hardened mode), `metrics` (the Prometheus exposition),
+//! path names), `site_settings` (the database settings the site's own `AJconn.php` names, read
+//! when no URL is given), `hardening` (the opt-in hardened mode), `metrics` (the Prometheus exposition),
 //! `check` (`chat-server check`, the operator's preflight), `response` (the body type, PHP's
 //! headers and nginx's error pages, shared by the endpoints, the router and the hardened mode),
 //! `shutdown`, `error`.
@@ -41,6 +42,7 @@ mod php;
 mod response;
 mod shutdown;
 mod site;
+mod site_settings;
 mod store;
 
 use std::future::Future;
@@ -72,7 +74,7 @@ pub async fn run_with_hub(
 ) -> Result<(), Error> {
     let site = site::Site::load(&config.site)?;
     let store = store::Store::new(
-        &config.database_url,
+        &site_settings::database_url(&config)?,
         config.legacy_charset,
         config.db_pool_max,
         config.db_timeout(),

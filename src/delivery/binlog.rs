@@ -82,7 +82,7 @@ impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Error::Refused(why) => f.write_str(why),
-            Error::Db(err) => write!(f, "database: {err}"),
+            Error::Db(err) => write!(f, "database: {}", crate::error::Redacted(err)),
             Error::Timeout => f.write_str("the database did not answer in time"),
             Error::Silent => write!(f, "no event or heartbeat for {} s", SILENCE.as_secs()),
             Error::Ended => f.write_str("the server ended the stream"),
@@ -448,7 +448,8 @@ fn refusal(err: mysql_async::Error) -> Error {
     match err {
         mysql_async::Error::Server(err) => Error::Refused(format!(
             "not allowed to read the binlog ({} {}): grant REPLICATION SLAVE and REPLICATION CLIENT",
-            err.code, err.message
+            err.code,
+            crate::error::without_user(&err.message)
         )),
         other => Error::Db(other),
     }

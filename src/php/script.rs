@@ -110,7 +110,7 @@ impl Script {
 /// Finds `<?php` followed by whitespace or the end of the file (case-insensitive), or `<?=`;
 /// returns its offset and length. Short `<?` tags are off in production php.ini, so they are
 /// text, and so is `<?phpx`.
-fn find_open_tag(text: &[u8]) -> Option<(usize, usize)> {
+pub(crate) fn find_open_tag(text: &[u8]) -> Option<(usize, usize)> {
     let mut from = 0;
     while let Some(offset) = find(&text[from..], b"<?") {
         let at = from + offset;

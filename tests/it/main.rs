@@ -17,5 +17,6 @@ mod logs;
 mod message_safety;
 mod metrics;
 mod nginx_front;
+mod site_settings;
 mod soak;
 mod tls;

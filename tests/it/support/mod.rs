@@ -27,7 +27,8 @@ use tokio::time::Instant;
 /// How long any single wait in a test may take before it fails.
 pub const DEADLINE: Duration = Duration::from_secs(10);
 
-fn mysql_base_url() -> String {
+/// The database server the tests use, without a database (`TEST_MYSQL_URL`).
+pub fn mysql_base_url() -> String {
     std::env::var("TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
 }
 
