@@ -193,3 +193,28 @@ fn the_nginx_snippet_passes_nginx_t_and_keeps_long_polls_open_and_unbuffered() {
         assert!(NGINX.contains(directive), "missing {directive}");
     }
 }
+
+#[test]
+fn the_compose_files_are_valid_and_wire_the_chat_to_php_fpm() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for file in ["docker-compose.yml", "docker-compose.cluster.yml"] {
+        let output = Command::new("docker-compose")
+            .current_dir(root)
+            .args(["-f", file, "config"])
+            .output()
+            .expect("docker-compose must be installed (scripts/setup installs it)");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{file}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        if file == "docker-compose.yml" {
+            assert!(stdout.contains("PHP_FPM: php:9000"), "{stdout}");
+            assert!(
+                stdout.contains("php:8.2-fpm") || stdout.contains("php-fpm"),
+                "{stdout}"
+            );
+        }
+    }
+}
