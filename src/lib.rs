@@ -11,6 +11,7 @@
 //! - `routes`: URL to endpoint; request to `$_COOKIE`/`$_POST`.
 //! - `endpoints`: one module per legacy script, composing `php` and `delivery`.
 //! - `site`: the legacy docroot: which file a path names, safely.
+//! - `fastcgi`: `--php-fpm`: other `.php` files (and rolled-back endpoints) run on PHP-FPM, as nginx ran them.
 //! - `php`: pure emulation of PHP's parsing and encoding; no I/O.
 //! - `store`: the only SQL, all parameterized.
 //! - `failover`: one pool per database node, the node in use, and moving to the next that answers.
@@ -43,6 +44,7 @@ mod delivery;
 mod endpoints;
 mod error;
 mod failover;
+mod fastcgi;
 mod front;
 mod group_commit;
 mod hardening;
@@ -71,6 +73,39 @@ pub use config::{Config, LogFormat, Push};
 pub use error::Error;
 pub use hub::Hub;
 pub use server::listen;
+
+/// The `--php-fpm` pass-through; without it, logs which `.php` files are not run today.
+fn php_fpm(config: &Config) -> Option<fastcgi::Fpm> {
+    let Some(address) = &config.php_fpm else {
+        let declined = fastcgi::declined_scripts(&config.site);
+        if !declined.is_empty() {
+            let files: Vec<_> = declined
+                .iter()
+                .map(|path| path.display().to_string())
+                .collect();
+            tracing::warn!(
+                files = %files.join(", "),
+                "these .php files are not run (they answer an empty page); --php-fpm would run them"
+            );
+        }
+        return None;
+    };
+    let endpoints = config
+        .endpoint_to_php
+        .iter()
+        .filter_map(|name| site::Endpoint::named(name))
+        .collect();
+    tracing::info!(%address, rolled_back = ?config.endpoint_to_php, "other .php files go to PHP-FPM");
+    Some(fastcgi::Fpm::new(fastcgi::Settings {
+        address,
+        site: &config.site,
+        base_path: config.base_path(),
+        server_name: &config.server_name,
+        endpoints,
+        connections: config.php_fpm_connections as usize,
+        read_timeout: config.fastcgi_read_timeout(),
+    }))
+}
 
 /// Serves the site on `listener` until `shutdown` resolves, then drains.
 pub async fn run(
@@ -132,8 +167,10 @@ pub async fn run_with_hub(
     let grace = config.shutdown_grace();
     let limits = limits::ParkLimits::new(config.max_polls_per_address, config.max_polls_per_user);
     let guard = hardening::Guard::from_config(&config);
+    let fpm = php_fpm(&config);
     let app = Arc::new(routes::App {
         guard,
+        fpm,
         config,
         site,
         mailbox,

@@ -111,6 +111,7 @@ fn nginx_reason(status: StatusCode) -> &'static str {
         StatusCode::METHOD_NOT_ALLOWED => "Not Allowed",
         StatusCode::PAYLOAD_TOO_LARGE => "Request Entity Too Large",
         StatusCode::SERVICE_UNAVAILABLE => "Service Temporarily Unavailable",
+        StatusCode::GATEWAY_TIMEOUT => "Gateway Time-out",
         StatusCode::RANGE_NOT_SATISFIABLE => "Requested Range Not Satisfiable",
         other => other.canonical_reason().unwrap_or_default(),
     }
