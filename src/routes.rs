@@ -94,11 +94,18 @@ pub async fn handle(
 /// nginx's answer to a request it refused.
 pub fn refused(refusal: crate::nginx::Refusal) -> Response<Body> {
     let mut response = Response::new(full(refusal.page(crate::nginx::SIGNATURE)));
-    *response.status_mut() =
-        StatusCode::from_u16(refusal.status()).expect("nginx statuses are valid");
+    let status = StatusCode::from_u16(refusal.status()).expect("nginx statuses are valid");
+    *response.status_mut() = status;
     response
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("text/html"));
+    // The status line in nginx's words too (`413 Request Entity Too Large`).
+    let reason = crate::nginx::reason(refusal.status());
+    if Some(reason) != status.canonical_reason() {
+        response
+            .extensions_mut()
+            .insert(hyper::ext::ReasonPhrase::from_static(reason.as_bytes()));
+    }
     response
 }
 
