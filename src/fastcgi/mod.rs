@@ -114,26 +114,25 @@ impl Fpm {
         let records = encode(&params::params(&context), &request.body);
         match self.exchange(&records).await {
             Ok((head, lease, rest)) => {
-                let body = body(
-                    std::sync::Arc::clone(&self.upstream),
-                    lease,
-                    head.buffering,
-                    rest,
-                );
-                http_response(head, body)
-            }
-            Err(failure) => {
-                let status = match failure {
-                    Failure::TimedOut => StatusCode::GATEWAY_TIMEOUT,
-                    Failure::Broken(_) => StatusCode::BAD_GATEWAY,
+                let mut reading = Reading {
+                    upstream: std::sync::Arc::clone(&self.upstream),
+                    lease: Some(lease),
+                    buffering: head.buffering,
+                    pending: rest,
                 };
-                if let Failure::Broken(err) = &failure {
-                    tracing::error!(%err, "PHP-FPM failed before answering");
+                // Buffering, nginx writes nothing, head included, before its first buffers are
+                // full or the answer ended.
+                let first = if head.buffering {
+                    reading.fill(BUFFERED_CHUNK).await
                 } else {
-                    tracing::error!("PHP-FPM timed out before answering");
+                    Ok(())
+                };
+                match first {
+                    Ok(()) => http_response(head, body(reading)),
+                    Err(failure) => failed(failure),
                 }
-                error_page(status)
             }
+            Err(failure) => failed(failure),
         }
     }
 
@@ -150,6 +149,20 @@ impl Fpm {
                 }
                 Err((failure, _)) => return Err(failure),
             }
+        }
+    }
+}
+
+/// nginx's page for a failure before anything was sent: 504 for a timeout, else 502.
+fn failed(failure: Failure) -> Response<Body> {
+    match failure {
+        Failure::TimedOut => {
+            tracing::error!("PHP-FPM timed out (fastcgi_read_timeout)");
+            error_page(StatusCode::GATEWAY_TIMEOUT)
+        }
+        Failure::Broken(err) => {
+            tracing::error!(%err, "PHP-FPM failed");
+            error_page(StatusCode::BAD_GATEWAY)
         }
     }
 }
@@ -259,47 +272,58 @@ fn http_response(head: CgiHead, body: Body) -> Response<Body> {
 /// What the body stream carries between reads.
 struct Reading {
     upstream: std::sync::Arc<Upstream>,
+    /// The connection until PHP's answer ended (or failed).
     lease: Option<Lease>,
     buffering: bool,
     pending: Vec<u8>,
 }
 
-/// PHP's output after its head, read as the client takes it. At the end the connection goes
-/// back to the pool; if PHP-FPM fails midway, the body ends there and the connection is dropped.
-fn body(upstream: std::sync::Arc<Upstream>, lease: Lease, buffering: bool, rest: Vec<u8>) -> Body {
-    let state = Reading {
-        upstream,
-        lease: Some(lease),
-        buffering,
-        pending: rest,
-    };
-    let chunks = futures_util::stream::unfold(state, |mut state| async move {
-        let want = if state.buffering { BUFFERED_CHUNK } else { 1 };
-        loop {
-            if state.pending.len() >= want {
-                let data = std::mem::take(&mut state.pending);
-                return Some((Ok(Frame::data(Bytes::from(data))), state));
-            }
-            let Some(lease) = state.lease.as_mut() else {
-                if state.pending.is_empty() {
-                    return None;
-                }
-                let data = std::mem::take(&mut state.pending);
-                return Some((Ok(Frame::data(Bytes::from(data))), state));
+impl Reading {
+    /// Reads until `want` bytes are pending or the answer ended. At the end the connection goes
+    /// back to the pool; on a failure it is dropped (closed) and the failure returned.
+    async fn fill(&mut self, want: usize) -> Result<(), Failure> {
+        while self.pending.len() < want {
+            let Some(lease) = self.lease.as_mut() else {
+                return Ok(());
             };
             match lease.connection.next().await {
-                Ok(Event::Stdout(data)) => state.pending.extend_from_slice(&data),
+                Ok(Event::Stdout(data)) => self.pending.extend_from_slice(&data),
                 Ok(Event::End) => {
-                    if let Some(lease) = state.lease.take() {
-                        state.upstream.give_back(lease);
+                    if let Some(lease) = self.lease.take() {
+                        self.upstream.give_back(lease);
                     }
                 }
                 Err(failure) => {
-                    tracing::error!(?failure, "PHP-FPM failed while sending the body");
-                    state.lease = None;
+                    self.lease = None;
+                    return Err(failure);
                 }
             }
         }
+        Ok(())
+    }
+
+    /// How much output makes a piece worth sending.
+    fn want(&self) -> usize {
+        if self.buffering {
+            BUFFERED_CHUNK
+        } else {
+            1
+        }
+    }
+}
+
+/// PHP's output after its head, read as the client takes it. If PHP-FPM fails midway, the body
+/// ends there (nginx would close the connection instead).
+fn body(state: Reading) -> Body {
+    let chunks = futures_util::stream::unfold(state, |mut state| async move {
+        if let Err(failure) = state.fill(state.want()).await {
+            tracing::error!(?failure, "PHP-FPM failed while sending the body");
+        }
+        if state.pending.is_empty() {
+            return None;
+        }
+        let data = std::mem::take(&mut state.pending);
+        Some((Ok(Frame::data(Bytes::from(data))), state))
     });
     StreamBody::new(chunks).boxed_unsync()
 }
