@@ -149,6 +149,12 @@ pub struct Config {
     #[arg(long, env = "CHAT_FASTCGI_READ_TIMEOUT_MS", default_value_t = 60_000)]
     pub fastcgi_read_timeout_ms: u64,
 
+    /// nginx's `fastcgi_buffering`: `on` (Debian's default) holds PHP's output until 8k are
+    /// waiting or it ends; `off` passes each flush on at once (needed for a rolled-back
+    /// `AJ04serve.php`). PHP's `X-Accel-Buffering` header overrides it per answer.
+    #[arg(long, env = "CHAT_FASTCGI_BUFFERING", value_enum, default_value = "on")]
+    pub fastcgi_buffering: Switch,
+
     /// Most connections kept open to `--php-fpm`. Each holds a PHP-FPM worker while idle, so keep
     /// it at most the FPM pool's `pm.max_children` (Debian's `www` pool: 5).
     #[arg(long, env = "CHAT_PHP_FPM_CONNECTIONS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
@@ -200,6 +206,15 @@ pub enum Push {
     Binlog,
     /// The timer only.
     Watcher,
+}
+
+/// An nginx-style `on`/`off` setting.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Switch {
+    /// Enabled.
+    On,
+    /// Disabled.
+    Off,
 }
 
 /// How log lines are written.

@@ -104,6 +104,7 @@ fn php_fpm(config: &Config) -> Option<fastcgi::Fpm> {
         endpoints,
         connections: config.php_fpm_connections as usize,
         read_timeout: config.fastcgi_read_timeout(),
+        buffering: config.fastcgi_buffering == config::Switch::On,
     }))
 }
 

@@ -106,8 +106,8 @@ struct Php {
 }
 
 impl Php {
-    /// Starts both; `read_timeout` becomes nginx's `fastcgi_read_timeout` when given.
-    async fn start(read_timeout: Option<&str>) -> Php {
+    /// Starts both; `directives` go into nginx's `location ~ \.php$` after Debian's snippet.
+    async fn start(directives: &str) -> Php {
         require_installed();
         let dir = tempfile::Builder::new()
             .prefix("fpm")
@@ -137,13 +137,10 @@ impl Php {
         )
         .expect("fpm.conf");
         let port = free_port();
-        let timeout = read_timeout
-            .map(|t| format!("fastcgi_read_timeout {t};"))
-            .unwrap_or_default();
         std::fs::write(
             run.join("nginx.conf"),
             format!(
-                "user {user} {group};\nworker_processes 1;\npid {run_s}/nginx.pid;\nerror_log {run_s}/nginx-error.log;\nevents {{ worker_connections 64; }}\nhttp {{\n  include /etc/nginx/mime.types;\n  default_type application/octet-stream;\n  access_log off;\n  client_body_temp_path {run_s}/body;\n  fastcgi_temp_path {run_s}/fastcgi;\n  server {{\n    listen 127.0.0.1:{port};\n    root {};\n    location ~ \\.php$ {{\n      include snippets/fastcgi-php.conf;\n      fastcgi_pass unix:{};\n      {timeout}\n    }}\n  }}\n}}\n",
+                "user {user} {group};\nworker_processes 1;\npid {run_s}/nginx.pid;\nerror_log {run_s}/nginx-error.log;\nevents {{ worker_connections 64; }}\nhttp {{\n  include /etc/nginx/mime.types;\n  default_type application/octet-stream;\n  access_log off;\n  client_body_temp_path {run_s}/body;\n  fastcgi_temp_path {run_s}/fastcgi;\n  server {{\n    listen 127.0.0.1:{port};\n    root {};\n    location ~ \\.php$ {{\n      include snippets/fastcgi-php.conf;\n      fastcgi_pass unix:{};\n      {directives}\n    }}\n  }}\n}}\n",
                 site.display(),
                 socket.display()
             ),
@@ -368,7 +365,7 @@ fn get(target: &str) -> Vec<u8> {
 
 #[tokio::test]
 async fn scripts_answer_as_behind_nginx() {
-    let php = Php::start(None).await;
+    let php = Php::start("").await;
     let db = TestDb::with_schema().await;
     let server = php.server(&db, &["--php-fpm-connections", "2"]).await;
 
@@ -445,46 +442,64 @@ async fn scripts_answer_as_behind_nginx() {
     server.stop().await;
 }
 
-/// nginx buffers PHP's output: what PHP flushes leaves only at the end (or once 8k are
-/// waiting), head included. With `X-Accel-Buffering: no` each flush leaves at once.
-#[tokio::test]
-async fn flushed_output_leaves_when_nginx_would_let_it() {
-    let php = Php::start(None).await;
-    let db = TestDb::with_schema().await;
-    let server = php.server(&db, &[]).await;
-    for (name, addr) in [("nginx", php.nginx_addr), ("server", server.addr)] {
-        let token = format!("buffered-{name}");
-        let mut buffered = exchange(addr, &get(&format!("/flush.php?t={token}"))).await;
-        let early = buffered
+/// Requests `script` (which prints a line, flushes, waits for its release, prints another) and
+/// checks whether the first line (and the head) arrived before the release.
+async fn check_flush(php: &Php, name: &str, addr: SocketAddr, script: &str, early: bool) {
+    let token = format!("{script}-{name}-{early}");
+    let mut exchange = exchange(addr, &get(&format!("/{script}?t={token}"))).await;
+    if early {
+        let first = exchange
+            .read_until(Instant::now() + DEADLINE, |x| x.body.len() >= 6)
+            .await
+            .expect("read");
+        assert!(
+            first,
+            "{name} {script}: the flushed line did not arrive while PHP waits"
+        );
+        assert_eq!(exchange.body, b"first\n", "{name} {script}");
+        assert!(!exchange.complete, "{name} {script}");
+    } else {
+        let arrived = exchange
             .read_until(Instant::now() + Duration::from_millis(300), |x| {
                 x.head.is_some()
             })
             .await
             .expect("read");
         assert!(
-            !early,
-            "{name}: buffered output (or its head) left before the end"
+            !arrived,
+            "{name} {script}: buffered output (or its head) left before the end"
         );
-        php.release(&token);
-        let done = finish(buffered).await;
-        assert_eq!(done.body, "first\nsecond\n", "{name}");
-
-        let token = format!("unbuffered-{name}");
-        let mut unbuffered = exchange(addr, &get(&format!("/unbuffered.php?t={token}"))).await;
-        let first = unbuffered
-            .read_until(Instant::now() + DEADLINE, |x| x.body.len() >= 6)
-            .await
-            .expect("read");
-        assert!(
-            first,
-            "{name}: the flushed line did not arrive while PHP waits"
-        );
-        assert_eq!(unbuffered.body, b"first\n", "{name}");
-        assert!(!unbuffered.complete, "{name}");
-        php.release(&token);
-        let done = finish(unbuffered).await;
-        assert_eq!(done.body, "first\nsecond\n", "{name}");
     }
+    php.release(&token);
+    let done = finish(exchange).await;
+    assert_eq!(done.body, "first\nsecond\n", "{name} {script}");
+}
+
+/// nginx buffers PHP's output: what PHP flushes leaves only at the end (or once 8k are
+/// waiting), head included. With `X-Accel-Buffering: no` each flush leaves at once.
+#[tokio::test]
+async fn flushed_output_leaves_when_nginx_would_let_it() {
+    let php = Php::start("").await;
+    let db = TestDb::with_schema().await;
+    let server = php.server(&db, &[]).await;
+    for (name, addr) in [("nginx", php.nginx_addr), ("server", server.addr)] {
+        check_flush(&php, name, addr, "flush.php", false).await;
+        check_flush(&php, name, addr, "unbuffered.php", true).await;
+    }
+    server.stop().await;
+}
+
+/// `fastcgi_buffering off` (as the legacy's nginx had it for the agent stream) and
+/// `--fastcgi-buffering off`: every flush leaves at once.
+#[tokio::test]
+async fn with_buffering_off_every_flush_leaves_at_once() {
+    let php = Php::start("fastcgi_buffering off;").await;
+    let db = TestDb::with_schema().await;
+    let server = php.server(&db, &["--fastcgi-buffering", "off"]).await;
+    for (name, addr) in [("nginx", php.nginx_addr), ("server", server.addr)] {
+        check_flush(&php, name, addr, "flush.php", true).await;
+    }
+    same(&php, &server, &get("/headers.php")).await;
     server.stop().await;
 }
 
@@ -492,7 +507,7 @@ async fn flushed_output_leaves_when_nginx_would_let_it() {
 /// the server answers it natively.
 #[tokio::test]
 async fn a_rolled_back_endpoint_runs_on_php() {
-    let php = Php::start(None).await;
+    let php = Php::start("").await;
     let db = TestDb::with_schema().await;
     let native = php.server(&db, &[]).await;
     let answered = answer(native.addr, &get("/AJsendmsg.php")).await;
@@ -509,7 +524,7 @@ async fn a_rolled_back_endpoint_runs_on_php() {
 /// A script slower than `fastcgi_read_timeout` gets nginx's 504; a stopped php-fpm its 502.
 #[tokio::test]
 async fn php_fpm_slow_or_down_gets_nginx_pages() {
-    let mut php = Php::start(Some("300ms")).await;
+    let mut php = Php::start("fastcgi_read_timeout 300ms;").await;
     let db = TestDb::with_schema().await;
     let server = php.server(&db, &["--fastcgi-read-timeout-ms", "300"]).await;
     for (name, addr) in [("nginx", php.nginx_addr), ("server", server.addr)] {
@@ -536,7 +551,7 @@ async fn php_fpm_slow_or_down_gets_nginx_pages() {
 /// and are all answered once PHP goes on (the bound itself is `upstream`'s unit test).
 #[tokio::test]
 async fn more_requests_than_connections_wait_their_turn() {
-    let php = Php::start(None).await;
+    let php = Php::start("").await;
     let db = TestDb::with_schema().await;
     let server = php.server(&db, &["--php-fpm-connections", "2"]).await;
     let mut waiting = Vec::new();

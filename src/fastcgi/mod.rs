@@ -11,7 +11,9 @@
 //! `client_max_body_size`, as nginx reads it before it contacts PHP) goes out as records; the
 //! answer comes back as a streamed body, never held whole: nginx's buffering is kept (output
 //! leaves in [`BUFFERED_CHUNK`] pieces, or at the end) unless PHP sends
-//! `X-Accel-Buffering: no`, when each flush leaves at once. A client that reads slowly slows
+//! `X-Accel-Buffering: no` or the operator's nginx had `fastcgi_buffering off`
+//! (`--fastcgi-buffering off`, as `compat/legacy-up` has it for the agent stream), when each
+//! flush leaves at once. A client that reads slowly slows
 //! the reads from PHP-FPM (nginx would spill to a temporary file instead).
 
 pub mod params;
@@ -48,6 +50,7 @@ pub struct Fpm {
     base_path: Vec<u8>,
     server_name: String,
     endpoints: Vec<Endpoint>,
+    buffering: bool,
 }
 
 /// How `--php-fpm` is set up.
@@ -67,6 +70,8 @@ pub struct Settings<'a> {
     pub connections: usize,
     /// `--fastcgi-read-timeout-ms`.
     pub read_timeout: Duration,
+    /// `--fastcgi-buffering`.
+    pub buffering: bool,
 }
 
 impl Fpm {
@@ -87,6 +92,7 @@ impl Fpm {
             base_path: settings.base_path.as_bytes().to_vec(),
             server_name: settings.server_name.to_owned(),
             endpoints: settings.endpoints,
+            buffering: settings.buffering,
         }
     }
 
@@ -114,15 +120,16 @@ impl Fpm {
         let records = encode(&params::params(&context), &request.body);
         match self.exchange(&records).await {
             Ok((head, lease, rest)) => {
+                let buffering = head.buffering.unwrap_or(self.buffering);
                 let mut reading = Reading {
                     upstream: std::sync::Arc::clone(&self.upstream),
                     lease: Some(lease),
-                    buffering: head.buffering,
+                    buffering,
                     pending: rest,
                 };
                 // Buffering, nginx writes nothing, head included, before its first buffers are
                 // full or the answer ended.
-                let first = if head.buffering {
+                let first = if buffering {
                     reading.fill(BUFFERED_CHUNK).await
                 } else {
                     Ok(())
@@ -396,7 +403,7 @@ mod tests {
                 ),
                 (b"Set-Cookie".to_vec(), b"b=2".to_vec()),
             ],
-            buffering: true,
+            buffering: None,
         };
         let response = http_response(head, crate::endpoints::full(""));
         assert_eq!(response.status(), 404);

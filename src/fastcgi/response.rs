@@ -7,7 +7,7 @@
 //!   three digits is nginx's 502 ("upstream sent invalid status").
 //! - `Status` and the `X-Accel-*` headers are hidden (nginx's `fastcgi_hide_header` defaults);
 //!   `X-Accel-Buffering: no` turns nginx's response buffering off for this response, so what PHP
-//!   flushes leaves at once. Hop-by-hop lines (`Connection`, `Keep-Alive`,
+//!   flushes leaves at once (`yes` turns it on where `fastcgi_buffering off` is configured). Hop-by-hop lines (`Connection`, `Keep-Alive`,
 //!   `Transfer-Encoding`) are nginx's own business and never passed on.
 //! - Every other line is passed on in order, several `Set-Cookie` included.
 //! - A line that is not `name: value`, or a head larger than `fastcgi_buffer_size` (4k), is
@@ -25,8 +25,9 @@ pub struct CgiHead {
     pub reason: Option<Vec<u8>>,
     /// Lines passed to the client, in PHP's order, names as PHP spelled them.
     pub headers: Vec<(Vec<u8>, Vec<u8>)>,
-    /// Whether nginx buffers the body (its default), or passes each read on (`X-Accel-Buffering: no`).
-    pub buffering: bool,
+    /// What `X-Accel-Buffering` said: `Some(false)` for `no` (each read is passed on at once),
+    /// `Some(true)` for `yes`; `None` leaves it to `fastcgi_buffering`.
+    pub buffering: Option<bool>,
 }
 
 /// Where reading the head stands.
@@ -88,16 +89,16 @@ fn is(name: &[u8], wanted: &str) -> bool {
 fn head(lines: Vec<(Vec<u8>, Vec<u8>)>) -> Option<CgiHead> {
     let mut status_line = None;
     let mut location = false;
-    let mut buffering = true;
+    let mut buffering = None;
     let mut headers = Vec::new();
     for (name, value) in lines {
         if is(&name, "status") {
             status_line = Some(value);
         } else if is(&name, "x-accel-buffering") {
             if value.eq_ignore_ascii_case(b"no") {
-                buffering = false;
+                buffering = Some(false);
             } else if value.eq_ignore_ascii_case(b"yes") {
-                buffering = true;
+                buffering = Some(true);
             }
         } else if name.len() > 8 && name[..8].eq_ignore_ascii_case(b"x-accel-")
             || ["connection", "keep-alive", "transfer-encoding"]
@@ -155,7 +156,7 @@ mod tests {
                 b"text/html; charset=UTF-8".to_vec()
             )]
         );
-        assert!(head.buffering);
+        assert_eq!(head.buffering, None);
         assert_eq!(&output[used..], b"hi");
     }
 
@@ -202,7 +203,7 @@ mod tests {
     fn accel_buffering_no_turns_buffering_off_and_is_hidden() {
         let (head, _) =
             complete(b"X-Accel-Buffering: no\r\nX-Accel-Expires: 5\r\nConnection: close\r\n\r\n");
-        assert!(!head.buffering);
+        assert_eq!(head.buffering, Some(false));
         assert!(head.headers.is_empty());
     }
 
