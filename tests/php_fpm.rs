@@ -432,6 +432,15 @@ async fn scripts_answer_as_behind_nginx() {
         b"POST /server.php HTTP/1.1\r\nHost: php.test\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
     )
     .await;
+    // A body PHP never reads, under an answer larger than any socket buffer: the request must
+    // not wait on PHP reading while PHP waits on us reading.
+    let unread = format!(
+        "POST /big.php HTTP/1.1\r\nHost: php.test\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+        1024 * 1024,
+        "x".repeat(1024 * 1024)
+    );
+    let seen = same(&php, &server, unread.as_bytes()).await;
+    assert_eq!(seen.body.len(), 5 * 1024 * 1024);
     let too_big = format!(
         "POST /post.php HTTP/1.1\r\nHost: php.test\r\nContent-Length: {}\r\n\r\n",
         1024 * 1024 + 1
