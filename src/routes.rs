@@ -18,7 +18,7 @@ use tracing::Instrument;
 use crate::config::Config;
 use crate::delivery::Mailbox;
 use crate::endpoints::{error_page, files, full, pages, poll, send, stream, Body, PhpRequest};
-use crate::front::{Handover, Request, Ticket};
+use crate::front::{Cutter, Handover, Request, Ticket};
 use crate::hardening::Guard;
 use crate::limits::ParkLimits;
 use crate::php::{cookie, form, multipart};
@@ -71,7 +71,8 @@ pub async fn handle(
             let span = crate::request_id::span(&request.head, peer.ip());
             // nginx says `Connection: close` whenever it will close, HTTP/1.0 included.
             let keep_alive = request.head.keep_alive;
-            let response = route(&app, (peer, local), *request)
+            let cutter = ticket.cutter();
+            let response = route(&app, (peer, local), *request, cutter)
                 .instrument(span.clone())
                 .await;
             span.in_scope(|| tracing::debug!(status = response.status().as_u16(), "answered"));
@@ -120,6 +121,7 @@ async fn route(
     app: &App,
     (peer, local): (SocketAddr, SocketAddr),
     request: Request,
+    cutter: Cutter,
 ) -> Response<Body> {
     let path = &request.head.target.path;
     if path == HEALTH_PATH.as_bytes() {
@@ -148,7 +150,7 @@ async fn route(
             _ => false,
         };
         if to_php {
-            return fpm.respond(&request, peer, local).await;
+            return fpm.respond(&request, peer, local, cutter).await;
         }
     }
     let peer = peer.ip();

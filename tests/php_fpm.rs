@@ -64,6 +64,10 @@ const SCRIPTS: &[(&str, &str)] = &[
         "slow.php",
         "<?php $f = __DIR__ . '/release-' . basename($_GET['t']); for ($i = 0; $i < 500 && !file_exists($f); $i++) usleep(10000); echo 'late';\n",
     ),
+    (
+        "stall.php",
+        "<?php $f = __DIR__ . '/release-' . basename($_GET['t']); echo str_repeat('s', 20000); ob_flush(); flush(); for ($i = 0; $i < 500 && !file_exists($f); $i++) usleep(10000); echo 'end';\n",
+    ),
     // Stands in for the reimplemented send endpoint, to show a rollback reaches PHP.
     ("AJsendmsg.php", "<?php echo 'sent by PHP';\n"),
 ];
@@ -547,6 +551,27 @@ async fn php_fpm_slow_or_down_gets_nginx_pages() {
     let ours = answer(server.addr, &get("/slow.php?t=y")).await;
     php.release("y");
     assert_eq!(ours, nginx);
+
+    // PHP-FPM silent past the timeout after the head was sent: the connection is closed before
+    // the end of the body, so the client cannot take the truncated answer for a whole one.
+    for (name, addr) in [("nginx", php.nginx_addr), ("server", server.addr)] {
+        let token = format!("stall-{name}");
+        let mut stalled = exchange(addr, &get(&format!("/stall.php?t={token}"))).await;
+        let complete = stalled
+            .read_until(Instant::now() + DEADLINE, |x| x.complete)
+            .await
+            .expect("read");
+        php.release(&token);
+        assert!(!complete, "{name}: a truncated answer looked whole");
+        assert!(stalled.closed(), "{name}: the connection stayed open");
+        let head = stalled.head.as_ref().expect("the head was sent");
+        assert_eq!(head.status, 200, "{name}");
+        assert!(
+            stalled.body.len() >= 8192,
+            "{name}: {} bytes",
+            stalled.body.len()
+        );
+    }
 
     // A kept-open connection from before the stop must not hide it.
     same(&php, &server, &get("/empty.php")).await;

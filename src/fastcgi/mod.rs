@@ -32,7 +32,7 @@ use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use hyper::{Response, StatusCode};
 
 use crate::endpoints::{error_page, Body};
-use crate::front::Request;
+use crate::front::{Cutter, Request};
 use crate::php::script::{Printed, Script};
 use crate::site::Endpoint;
 use response::{CgiHead, Parsed};
@@ -107,6 +107,7 @@ impl Fpm {
         request: &Request,
         peer: SocketAddr,
         local: SocketAddr,
+        cutter: Cutter,
     ) -> Response<Body> {
         let context = params::Context {
             head: &request.head,
@@ -126,6 +127,7 @@ impl Fpm {
                     lease: Some(lease),
                     buffering,
                     pending: rest,
+                    cutter,
                 };
                 // Buffering, nginx writes nothing, head included, before its first buffers are
                 // full or the answer ended.
@@ -283,6 +285,8 @@ struct Reading {
     lease: Option<Lease>,
     buffering: bool,
     pending: Vec<u8>,
+    /// Cuts the client's connection when PHP-FPM fails midway, as nginx closes it.
+    cutter: Cutter,
 }
 
 impl Reading {
@@ -319,12 +323,18 @@ impl Reading {
     }
 }
 
-/// PHP's output after its head, read as the client takes it. If PHP-FPM fails midway, the body
-/// ends there (nginx would close the connection instead).
+/// PHP's output after its head, read as the client takes it. If PHP-FPM fails midway, the
+/// connection is cut (what was pending is lost, as in nginx's buffers), so the client sees no end
+/// of the body.
 fn body(state: Reading) -> Body {
     let chunks = futures_util::stream::unfold(state, |mut state| async move {
         if let Err(failure) = state.fill(state.want()).await {
-            tracing::error!(?failure, "PHP-FPM failed while sending the body");
+            tracing::error!(
+                ?failure,
+                "PHP-FPM failed midway; closing the connection, as nginx"
+            );
+            state.cutter.cut();
+            return None;
         }
         if state.pending.is_empty() {
             return None;
