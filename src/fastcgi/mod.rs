@@ -128,18 +128,15 @@ impl Fpm {
                     buffering,
                     pending: rest,
                     cutter,
+                    failed: false,
                 };
                 // Buffering, nginx writes nothing, head included, before its first buffers are
-                // full or the answer ended.
-                let first = if buffering {
-                    reading.fill(BUFFERED_CHUNK).await
-                } else {
-                    Ok(())
-                };
-                match first {
-                    Ok(()) => http_response(head, body(reading)),
-                    Err(failure) => failed(failure),
+                // full or the answer ended. A failure meanwhile still sends the head, then cuts:
+                // nginx had already passed PHP's head on.
+                if buffering {
+                    reading.fail_on(BUFFERED_CHUNK).await;
                 }
+                http_response(head, body(reading))
             }
             Err(failure) => failed(failure),
         }
@@ -287,6 +284,8 @@ struct Reading {
     pending: Vec<u8>,
     /// Cuts the client's connection when PHP-FPM fails midway, as nginx closes it.
     cutter: Cutter,
+    /// PHP-FPM failed: what is pending is sent, then the connection is cut.
+    failed: bool,
 }
 
 impl Reading {
@@ -313,6 +312,20 @@ impl Reading {
         Ok(())
     }
 
+    /// [`Reading::fill`], noting a failure (logged) instead of returning it.
+    async fn fail_on(&mut self, want: usize) {
+        if let Err(failure) = self.fill(want).await {
+            tracing::error!(
+                ?failure,
+                "PHP-FPM failed after its head; closing the connection, as nginx"
+            );
+            self.failed = true;
+            // nginx passes its buffers on only once full: output in a partly filled one is lost
+            // with the connection (observed: the head, then nothing).
+            self.pending.clear();
+        }
+    }
+
     /// How much output makes a piece worth sending.
     fn want(&self) -> usize {
         if self.buffering {
@@ -324,23 +337,23 @@ impl Reading {
 }
 
 /// PHP's output after its head, read as the client takes it. If PHP-FPM fails midway, the
-/// connection is cut (what was pending is lost, as in nginx's buffers), so the client sees no end
-/// of the body.
+/// connection is cut (as nginx closes it), so the client sees no end of the body.
 fn body(state: Reading) -> Body {
     let chunks = futures_util::stream::unfold(state, |mut state| async move {
-        if let Err(failure) = state.fill(state.want()).await {
-            tracing::error!(
-                ?failure,
-                "PHP-FPM failed midway; closing the connection, as nginx"
-            );
+        if !state.failed {
+            state.fail_on(state.want()).await;
+        }
+        if !state.pending.is_empty() {
+            let data = std::mem::take(&mut state.pending);
+            return Some((Ok(Frame::data(Bytes::from(data))), state));
+        }
+        if state.failed {
+            // Pending once, so hyper flushes what it holds (the head, at least) first: nginx
+            // sent that before it closed.
+            tokio::task::yield_now().await;
             state.cutter.cut();
-            return None;
         }
-        if state.pending.is_empty() {
-            return None;
-        }
-        let data = std::mem::take(&mut state.pending);
-        Some((Ok(Frame::data(Bytes::from(data))), state))
+        None
     });
     StreamBody::new(chunks).boxed_unsync()
 }
