@@ -13,8 +13,8 @@
 //! leaves in [`BUFFERED_CHUNK`] pieces, or at the end) unless PHP sends
 //! `X-Accel-Buffering: no` or the operator's nginx had `fastcgi_buffering off`
 //! (`--fastcgi-buffering off`, as `compat/legacy-up` has it for the agent stream), when each
-//! flush leaves at once. A client that reads slowly slows
-//! the reads from PHP-FPM (nginx would spill to a temporary file instead).
+//! flush leaves at once. A client that reads slowly slows the reads from PHP-FPM (nginx would
+//! spill to a temporary file instead).
 
 pub mod params;
 mod record;
@@ -119,7 +119,7 @@ impl Fpm {
             server_name: &self.server_name,
         };
         let records = encode(&params::params(&context), &request.body);
-        match self.exchange(&records).await {
+        match self.exchange(&records, &request.head.method).await {
             Ok((head, lease, rest)) => {
                 let buffering = head.buffering.unwrap_or(self.buffering);
                 let mut reading = Reading {
@@ -143,14 +143,20 @@ impl Fpm {
     }
 
     /// Sends the request and reads PHP's head: the head, the connection, and the body bytes that
-    /// came with the head. A reused connection that fails before any answer is tried once more
-    /// fresh: FPM may have closed it meanwhile (a worker recycled after `pm.max_requests`).
-    async fn exchange(&self, records: &[u8]) -> Result<(CgiHead, Lease, Vec<u8>), Failure> {
+    /// came with the head. An idle connection FPM closed is noticed before it is used; should
+    /// FPM close one just as the request goes out, an idempotent request is tried once more on a
+    /// fresh connection (nginx's rule for retries: never a POST, which may have run).
+    async fn exchange(
+        &self,
+        records: &[u8],
+        method: &str,
+    ) -> Result<(CgiHead, Lease, Vec<u8>), Failure> {
         let mut lease = self.upstream.lease().await?;
+        let retry = !matches!(method, "POST" | "LOCK" | "PATCH");
         loop {
             match read_head(&mut lease, records).await {
-                Ok((head, rest, _)) => return Ok((head, lease, rest)),
-                Err((Failure::Broken(_), false)) if lease.reused => {
+                Ok((head, rest)) => return Ok((head, lease, rest)),
+                Err((Failure::Broken(_), false)) if lease.reused && retry => {
                     lease = self.upstream.reopen(lease).await?;
                 }
                 Err((failure, _)) => return Err(failure),
@@ -178,7 +184,7 @@ fn failed(failure: Failure) -> Response<Body> {
 async fn read_head(
     lease: &mut Lease,
     records: &[u8],
-) -> Result<(CgiHead, Vec<u8>, bool), (Failure, bool)> {
+) -> Result<(CgiHead, Vec<u8>), (Failure, bool)> {
     lease
         .connection
         .send(records)
@@ -212,7 +218,7 @@ async fn read_head(
             }
             Parsed::Complete(head, used) => {
                 let rest = output.split_off(used);
-                return Ok((head, rest, true));
+                return Ok((head, rest));
             }
         }
     }

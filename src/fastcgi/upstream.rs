@@ -106,6 +106,20 @@ impl Connection {
     }
 }
 
+impl Connection {
+    /// Whether PHP-FPM closed this idle connection (a worker that ended after
+    /// `pm.max_requests`, a reload) or sent something unasked: either way it cannot carry a
+    /// request. Looks without waiting.
+    fn closed_meanwhile(&mut self) -> bool {
+        use futures_util::FutureExt;
+        use tokio::io::AsyncBufReadExt;
+        match self.stream.fill_buf().now_or_never() {
+            None => false,
+            Some(Ok(_) | Err(_)) => true,
+        }
+    }
+}
+
 /// `work`, or [`Failure::TimedOut`] after `timeout` (nginx's read and send timeouts both apply
 /// to one operation, not to the whole answer).
 async fn bounded<T>(
@@ -148,8 +162,8 @@ fn event(header: Header, content: Vec<u8>) -> Result<Option<Event>, Failure> {
 pub struct Lease {
     /// The connection.
     pub connection: Connection,
-    /// Whether it served a request before (a failure before any byte of the answer may then
-    /// be FPM having closed it meanwhile, and one fresh attempt is made).
+    /// Whether it served a request before (FPM may have closed it just now; see
+    /// [`super::Fpm`]'s one fresh attempt).
     pub reused: bool,
     permit: OwnedSemaphorePermit,
 }
@@ -183,7 +197,12 @@ impl Upstream {
         let wait = async {
             loop {
                 let returned = self.returned.notified();
-                if let Some((connection, permit)) = self.lock_idle().pop() {
+                let idle = self.lock_idle().pop();
+                if let Some((mut connection, permit)) = idle {
+                    if connection.closed_meanwhile() {
+                        // Its permit goes with it; the next round opens a new one.
+                        continue;
+                    }
                     return Ok(Lease {
                         connection,
                         reused: true,
@@ -249,6 +268,46 @@ impl Upstream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A fake FPM that answers one request per connection and then closes it (a worker that
+    /// ended): the idle connection is seen closed and a fresh one opened, before any request is
+    /// written on the dead one.
+    #[tokio::test]
+    async fn a_connection_fpm_closed_while_idle_is_not_used() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (closed_tx, mut closed) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut buf = [0; 64];
+                let mut answer = Vec::new();
+                record::push(&mut answer, record::STDOUT, b"Status: 204\r\n\r\n");
+                record::push(&mut answer, record::END_REQUEST, &[0; 8]);
+                if socket.read(&mut buf).await.is_ok() {
+                    let _ = socket.write_all(&answer).await;
+                }
+                drop(socket);
+                let _ = closed_tx.send(());
+            }
+        });
+        let upstream = Upstream::new(Address::Tcp(addr.to_string()), 1, Duration::from_secs(5));
+        for _ in 0..2 {
+            let mut lease = upstream.lease().await.expect("lease");
+            assert!(!lease.reused, "never the closed one");
+            lease.connection.send(b"go").await.expect("send");
+            assert!(matches!(
+                lease.connection.next().await,
+                Ok(Event::Stdout(_))
+            ));
+            assert_eq!(lease.connection.next().await.expect("end"), Event::End);
+            upstream.give_back(lease);
+            tokio::time::timeout(Duration::from_secs(5), closed.recv())
+                .await
+                .expect("the fake FPM closed its side");
+        }
+    }
 
     #[test]
     fn addresses_are_paths_or_host_and_port() {
