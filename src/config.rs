@@ -133,7 +133,8 @@ pub struct Config {
     pub php_fpm: Option<String>,
 
     /// Reimplemented scripts to send to `--php-fpm` instead (rollback), e.g. `AJsendmsg.php`;
-    /// comma-separated in the environment.
+    /// comma-separated in the environment. PHP answers them whole: the hardened mode's checks and
+    /// the poll limits do not apply to them.
     #[arg(
         long,
         env = "CHAT_ENDPOINT_TO_PHP",

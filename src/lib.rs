@@ -79,11 +79,18 @@ fn php_fpm(config: &Config) -> Option<fastcgi::Fpm> {
     let Some(address) = &config.php_fpm else {
         let declined = fastcgi::declined_scripts(&config.site);
         if !declined.is_empty() {
-            let files: Vec<_> = declined
+            // A docroot with thousands of scripts gets a readable line: the first few and a count.
+            const SHOWN: usize = 20;
+            let mut files: Vec<_> = declined
                 .iter()
+                .take(SHOWN)
                 .map(|path| path.display().to_string())
                 .collect();
+            if declined.len() > SHOWN {
+                files.push(format!("and {} more", declined.len() - SHOWN));
+            }
             tracing::warn!(
+                count = declined.len(),
                 files = %files.join(", "),
                 "these .php files are not run (they answer an empty page); --php-fpm would run them"
             );
