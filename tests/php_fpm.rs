@@ -49,6 +49,7 @@ const SCRIPTS: &[(&str, &str)] = &[
     ("nocontent.php", "<?php http_response_code(204); echo 'x';\n"),
     ("notmodified.php", "<?php http_response_code(304);\n"),
     ("empty.php", "<?php\n"),
+    ("pool.php", "<?php echo getenv('POOL');\n"),
     ("big.php", "<?php echo str_repeat('0123456789abcdef', 5 * 65536);\n"),
     ("post.php", "<?php echo file_get_contents('php://input');\n"),
     ("sub/inner.php", "<?php echo $_SERVER['SCRIPT_NAME'], ' ', $_SERVER['PATH_INFO'];\n"),
@@ -107,6 +108,8 @@ struct Php {
     nginx: Option<Child>,
     /// Where nginx listens.
     nginx_addr: SocketAddr,
+    /// The same php-fpm's second pool, on TCP.
+    fpm_tcp: String,
 }
 
 impl Php {
@@ -131,16 +134,17 @@ impl Php {
         let user = command_output("id", &["-un"]);
         let group = command_output("id", &["-gn"]);
         let socket = run.join("fpm.sock");
+        let port = free_port();
+        let fpm_port = free_port();
         let run_s = run.display();
         std::fs::write(
             run.join("fpm.conf"),
             format!(
-                "[global]\nerror_log = {run_s}/fpm.log\ndaemonize = no\n\n[test]\nuser = {user}\ngroup = {group}\nlisten = {}\npm = static\npm.max_children = 6\n",
+                "[global]\nerror_log = {run_s}/fpm.log\ndaemonize = no\n\n[test]\nuser = {user}\ngroup = {group}\nlisten = {}\npm = static\npm.max_children = 6\nenv[POOL] = unix\n\n[tcp]\nuser = {user}\ngroup = {group}\nlisten = 127.0.0.1:{fpm_port}\npm = static\npm.max_children = 2\nenv[POOL] = tcp\n",
                 socket.display()
             ),
         )
         .expect("fpm.conf");
-        let port = free_port();
         std::fs::write(
             run.join("nginx.conf"),
             format!(
@@ -178,8 +182,14 @@ impl Php {
             fpm: Some(fpm),
             nginx: Some(nginx),
             nginx_addr: format!("127.0.0.1:{port}").parse().expect("addr"),
+            fpm_tcp: format!("127.0.0.1:{fpm_port}"),
         };
         wait_until("php-fpm's socket", || socket.exists()).await;
+        let tcp = php.fpm_tcp.clone();
+        wait_until("php-fpm's TCP pool", || {
+            std::net::TcpStream::connect(&tcp).is_ok()
+        })
+        .await;
         let addr = php.nginx_addr;
         wait_until("nginx to listen", || {
             std::net::TcpStream::connect(addr).is_ok()
@@ -513,6 +523,20 @@ async fn with_buffering_off_every_flush_leaves_at_once() {
         check_flush(&php, name, addr, "flush.php", true).await;
     }
     same(&php, &server, &get("/headers.php")).await;
+    server.stop().await;
+}
+
+/// `--php-fpm host:port` reaches a TCP pool as a socket path reaches a Unix one.
+#[tokio::test]
+async fn php_fpm_on_tcp_answers_the_same() {
+    let php = Php::start("").await;
+    let db = TestDb::with_schema().await;
+    let server = php.server(&db, &["--php-fpm", &php.fpm_tcp]).await;
+    let pool = answer(server.addr, &get("/pool.php")).await;
+    assert_eq!(pool.body, "tcp");
+    let seen = same(&php, &server, &get("/headers.php")).await;
+    assert_eq!(seen.body, "hi");
+    same(&php, &server, &get("/notfound.php")).await;
     server.stop().await;
 }
 
