@@ -49,6 +49,8 @@ const SCRIPTS: &[(&str, &str)] = &[
     ("nocontent.php", "<?php http_response_code(204); echo 'x';\n"),
     ("notmodified.php", "<?php http_response_code(304);\n"),
     ("empty.php", "<?php\n"),
+    ("bare.php", "<?php header('HTTP/1.1 299'); echo 'x';\n"),
+    ("interleaved.php", "<?php setcookie('a', '1'); header('X-Mid: 1'); setcookie('b', '2');\n"),
     ("pool.php", "<?php echo getenv('POOL');\n"),
     ("big.php", "<?php echo str_repeat('0123456789abcdef', 5 * 65536);\n"),
     ("post.php", "<?php echo file_get_contents('php://input');\n"),
@@ -413,6 +415,18 @@ async fn scripts_answer_as_behind_nginx() {
     let seen = same(&php, &server, &get("/location.php")).await;
     assert_eq!(seen.status_line, "HTTP/1.1 302 Found");
     same(&php, &server, &get("/empty.php")).await;
+    // `Status: 299` alone: nginx writes `HTTP/1.1 299`, hyper `HTTP/1.1 299 ` (it always puts a
+    // space before the reason); the parsed status lines agree.
+    let seen = same(&php, &server, &get("/bare.php")).await;
+    assert_eq!(seen.status_line, "HTTP/1.1 299 ");
+    // hyper keeps the lines of one name together (its header map), where nginx keeps PHP's order
+    // across names: `a`, `X-Mid`, `b` leave as `a`, `b`, `X-Mid`. The order within a name holds.
+    let mut nginx = answer(php.nginx_addr, &get("/interleaved.php")).await;
+    let mut ours = answer(server.addr, &get("/interleaved.php")).await;
+    for answer in [&mut nginx, &mut ours] {
+        answer.headers.sort_by(|a, b| a.0.cmp(&b.0));
+    }
+    assert_eq!(ours, nginx);
     same(&php, &server, &get("/nocontent.php")).await;
     same(&php, &server, &get("/notmodified.php")).await;
     same(

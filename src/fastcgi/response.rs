@@ -21,7 +21,8 @@ pub const MAX_HEAD: usize = 4096;
 pub struct CgiHead {
     /// The status code.
     pub status: u16,
-    /// The status line's words after the code, when PHP gave some (`Not Found`).
+    /// The status line's words after the code as PHP gave them (`Not Found`, or none at all);
+    /// `None` where nginx picks the line (`200 OK`, `302 Moved Temporarily`).
     pub reason: Option<Vec<u8>>,
     /// Lines passed to the client, in PHP's order, names as PHP spelled them.
     pub headers: Vec<(Vec<u8>, Vec<u8>)>,
@@ -119,8 +120,8 @@ fn head(lines: Vec<(Vec<u8>, Vec<u8>)>) -> Option<CgiHead> {
             let status = digits
                 .iter()
                 .fold(0u16, |n, &digit| n * 10 + u16::from(digit - b'0'));
-            let reason = line[3..].trim_ascii();
-            (status, (!reason.is_empty()).then(|| reason.to_vec()))
+            // Word for word: `Status: 299` is the status line `299`, with no reason at all.
+            (status, Some(line[3..].trim_ascii().to_vec()))
         }
         None if location => (302, Some(b"Moved Temporarily".to_vec())),
         None => (200, None),
@@ -171,6 +172,8 @@ mod tests {
             (head.status, head.reason.as_deref()),
             (299, Some(&b"Fine Indeed"[..]))
         );
+        let (head, _) = complete(b"Status: 299\r\n\r\n");
+        assert_eq!((head.status, head.reason.as_deref()), (299, Some(&b""[..])));
         assert_eq!(parse(b"Status: abc\r\n\r\n"), Parsed::Invalid);
         assert_eq!(parse(b"Status: 20\r\n\r\n"), Parsed::Invalid);
     }
