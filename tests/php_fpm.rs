@@ -575,9 +575,13 @@ async fn a_rolled_back_endpoint_runs_on_php() {
 /// A script slower than `fastcgi_read_timeout` gets nginx's 504; a stopped php-fpm its 502.
 #[tokio::test]
 async fn php_fpm_slow_or_down_gets_nginx_pages() {
-    let mut php = Php::start("fastcgi_read_timeout 300ms;").await;
+    // Long enough that PHP's first output is never late on a loaded machine (each case below
+    // waits it out once per side).
+    let mut php = Php::start("fastcgi_read_timeout 1000ms;").await;
     let db = TestDb::with_schema().await;
-    let server = php.server(&db, &["--fastcgi-read-timeout-ms", "300"]).await;
+    let server = php
+        .server(&db, &["--fastcgi-read-timeout-ms", "1000"])
+        .await;
     for (name, addr) in [("nginx", php.nginx_addr), ("server", server.addr)] {
         let token = format!("slow-{name}");
         let seen = answer(addr, &get(&format!("/slow.php?t={token}"))).await;
