@@ -124,6 +124,44 @@ pub struct Config {
     #[arg(long, env = "CHAT_EXPECTED_CUSTOMERS", default_value_t = 1_000)]
     pub expected_customers: u64,
 
+    /// PHP-FPM to run the docroot's other `.php` files on, as nginx's `fastcgi_pass` did: a Unix
+    /// socket path or `host:port`. Without it they are not run (their inert text, or nothing).
+    #[arg(long, env = "PHP_FPM")]
+    pub php_fpm: Option<String>,
+
+    /// Reimplemented scripts to send to `--php-fpm` instead (rollback), e.g. `AJsendmsg.php`;
+    /// comma-separated in the environment. PHP answers them whole: the hardened mode's checks and
+    /// the poll limits do not apply to them.
+    #[arg(
+        long,
+        env = "CHAT_ENDPOINT_TO_PHP",
+        num_args = 1..,
+        value_delimiter = ',',
+        value_parser = clap::builder::PossibleValuesParser::new(crate::site::Endpoint::NAMES),
+        requires = "php_fpm"
+    )]
+    pub endpoint_to_php: Vec<String>,
+
+    /// nginx's `fastcgi_read_timeout` (ms): the longest wait for PHP-FPM (to connect, to accept
+    /// the request, between two reads of its answer) before nginx's 504.
+    #[arg(long, env = "CHAT_FASTCGI_READ_TIMEOUT_MS", default_value_t = 60_000)]
+    pub fastcgi_read_timeout_ms: u64,
+
+    /// nginx's `fastcgi_buffering`: `on` (Debian's default) holds PHP's output until 8k are
+    /// waiting or it ends; `off` passes each flush on at once (needed for a rolled-back
+    /// `AJ04serve.php`). PHP's `X-Accel-Buffering` header overrides it per answer.
+    #[arg(long, env = "CHAT_FASTCGI_BUFFERING", value_enum, default_value = "on")]
+    pub fastcgi_buffering: Switch,
+
+    /// Most connections kept open to `--php-fpm`. Each holds a PHP-FPM worker while idle, so keep
+    /// it at most the FPM pool's `pm.max_children` (Debian's `www` pool: 5).
+    #[arg(long, env = "CHAT_PHP_FPM_CONNECTIONS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub php_fpm_connections: u32,
+
+    /// nginx's `server_name`, passed to PHP as `SERVER_NAME` (empty: a server block without one).
+    #[arg(long, env = "CHAT_SERVER_NAME", default_value = "")]
+    pub server_name: String,
+
     /// Log lines as `text` (for people) or `json` (one object a line, for log shippers).
     #[arg(long, env = "CHAT_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -166,6 +204,15 @@ pub enum Push {
     Binlog,
     /// The timer only.
     Watcher,
+}
+
+/// An nginx-style `on`/`off` setting.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Switch {
+    /// Enabled.
+    On,
+    /// Disabled.
+    Off,
 }
 
 /// How log lines are written.
@@ -211,6 +258,11 @@ impl Config {
     /// Whether any hardened switch is on (`--hardened`, or either secret, which imply it).
     pub fn hardened_mode(&self) -> bool {
         self.hardened || self.agent_password.is_some() || self.cookie_secret.is_some()
+    }
+
+    /// See [`Config::fastcgi_read_timeout_ms`].
+    pub fn fastcgi_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.fastcgi_read_timeout_ms.max(1))
     }
 
     /// See [`Config::shutdown_grace_ms`].
@@ -262,6 +314,30 @@ mod tests {
         assert_eq!(config.push, Push::Binlog);
         let config = Config::parse_from(["chat-server", "--push", "watcher"]);
         assert_eq!(config.push, Push::Watcher);
+    }
+
+    #[test]
+    fn endpoints_go_to_php_only_by_their_file_names_and_only_with_php_fpm() {
+        let config = Config::parse_from([
+            "chat-server",
+            "--php-fpm",
+            "/run/php/php8.2-fpm.sock",
+            "--endpoint-to-php",
+            "AJsendmsg.php",
+            "AJ04serve.php",
+        ]);
+        assert_eq!(config.endpoint_to_php, ["AJsendmsg.php", "AJ04serve.php"]);
+        assert!(
+            Config::try_parse_from(["chat-server", "--endpoint-to-php", "AJsendmsg.php"]).is_err()
+        );
+        assert!(Config::try_parse_from([
+            "chat-server",
+            "--php-fpm",
+            "127.0.0.1:9000",
+            "--endpoint-to-php",
+            "AJconn.php"
+        ])
+        .is_err());
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //!   `front` (requests read as nginx reads them), `routes` (URL to endpoint), `limits`
 //!   (ceilings on parked requests), `request_id` (the span every log line carries).
 //! - `endpoints/`: one module per legacy script, composing `php` and `delivery`.
+//! - `fastcgi/`: `--php-fpm`: the site's other `.php` files (and rolled-back endpoints) run on
+//!   PHP-FPM, as nginx ran them.
 //! - `delivery/`: from a message stored to a message handed over once: `mailbox` (the
 //!   endpoints' one entry), `hub` (where waiting requests park), `inbox` (the unread index),
 //!   `watcher` and `binlog` (other writers' rows), `batching` and `group_commit`.
@@ -34,6 +36,7 @@ mod config;
 mod delivery;
 mod endpoints;
 mod error;
+mod fastcgi;
 mod hardening;
 mod http;
 mod metrics;
@@ -55,6 +58,47 @@ pub use config::{Config, LogFormat, Push};
 pub use delivery::hub::Hub;
 pub use error::Error;
 pub use http::server::listen;
+
+/// The `--php-fpm` pass-through; without it, logs which `.php` files are not run today.
+fn php_fpm(config: &Config) -> Option<fastcgi::Fpm> {
+    let Some(address) = &config.php_fpm else {
+        let declined = fastcgi::declined_scripts(&config.site);
+        if !declined.is_empty() {
+            // A docroot with thousands of scripts gets a readable line: the first few and a count.
+            const SHOWN: usize = 20;
+            let mut files: Vec<_> = declined
+                .iter()
+                .take(SHOWN)
+                .map(|path| path.display().to_string())
+                .collect();
+            if declined.len() > SHOWN {
+                files.push(format!("and {} more", declined.len() - SHOWN));
+            }
+            tracing::warn!(
+                count = declined.len(),
+                files = %files.join(", "),
+                "these .php files are not run (they answer an empty page); --php-fpm would run them"
+            );
+        }
+        return None;
+    };
+    let endpoints = config
+        .endpoint_to_php
+        .iter()
+        .filter_map(|name| site::Endpoint::named(name))
+        .collect();
+    tracing::info!(%address, rolled_back = ?config.endpoint_to_php, "other .php files go to PHP-FPM");
+    Some(fastcgi::Fpm::new(fastcgi::Settings {
+        address,
+        site: &config.site,
+        base_path: config.base_path(),
+        server_name: &config.server_name,
+        endpoints,
+        connections: config.php_fpm_connections as usize,
+        read_timeout: config.fastcgi_read_timeout(),
+        buffering: config.fastcgi_buffering == config::Switch::On,
+    }))
+}
 
 /// Serves the site on `listener` until `shutdown` resolves, then drains.
 pub async fn run(
@@ -121,8 +165,10 @@ pub async fn run_with_hub(
         collation,
     );
     let guard = hardening::Guard::from_config(&config);
+    let fpm = php_fpm(&config);
     let app = Arc::new(http::routes::App {
         guard,
+        fpm,
         config,
         site,
         mailbox,

@@ -43,16 +43,7 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
 /// An error the legacy's web server answered itself (unknown path, directory, method, size):
 /// nginx's page, word for word, signed [`nginx::SIGNATURE`] instead of nginx's version.
 pub fn error_page(status: StatusCode) -> Response<Body> {
-    let code = status.as_u16();
-    let mut response = html(status, nginx::error_page(code, nginx::SIGNATURE));
-    let reason = nginx::reason(code);
-    if !reason.is_empty() && Some(reason) != status.canonical_reason() {
-        // The status line too: `HTTP/1.1 405 Not Allowed`, as nginx writes it.
-        response
-            .extensions_mut()
-            .insert(hyper::ext::ReasonPhrase::from_static(reason.as_bytes()));
-    }
-    response
+    html(status, nginx::error_page(status.as_u16(), nginx::SIGNATURE))
 }
 
 /// nginx's answer to a request it refused while reading it.
@@ -61,12 +52,19 @@ pub fn refused(refusal: nginx::Refusal) -> Response<Body> {
     html(status, refusal.page(nginx::SIGNATURE))
 }
 
+/// An nginx page, with the status line in nginx's words too (`HTTP/1.1 405 Not Allowed`).
 fn html(status: StatusCode, page: String) -> Response<Body> {
     let mut response = Response::new(full(page));
     *response.status_mut() = status;
     response
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("text/html"));
+    let reason = nginx::reason(status.as_u16());
+    if !reason.is_empty() && Some(reason) != status.canonical_reason() {
+        response
+            .extensions_mut()
+            .insert(hyper::ext::ReasonPhrase::from_static(reason.as_bytes()));
+    }
     response
 }
 

@@ -35,6 +35,23 @@ impl Endpoint {
         ("AJ05comitajax.php", Endpoint::Poll),
         ("AJ04serve.php", Endpoint::Stream),
     ];
+
+    /// The file names of the five, for `--endpoint-to-php`.
+    pub const NAMES: [&'static str; 5] = [
+        Self::ALL[0].0,
+        Self::ALL[1].0,
+        Self::ALL[2].0,
+        Self::ALL[3].0,
+        Self::ALL[4].0,
+    ];
+
+    /// The endpoint a legacy file name (`AJsendmsg.php`) names.
+    pub fn named(name: &str) -> Option<Endpoint> {
+        Self::ALL
+            .iter()
+            .find(|(file, _)| *file == name)
+            .map(|(_, endpoint)| *endpoint)
+    }
 }
 
 /// What a request path resolves to.

@@ -95,6 +95,26 @@ pub struct Ticket {
     signals: Arc<Signals>,
 }
 
+impl Ticket {
+    /// A handle that cuts this connection: what nginx does when an upstream fails after the
+    /// answer's head was sent, so the client never mistakes a truncated answer for a whole one.
+    pub fn cutter(&self) -> Cutter {
+        Cutter(Arc::clone(&self.signals))
+    }
+}
+
+/// Cuts the connection an answer is being written on (see [`Ticket::cutter`]): every later write
+/// fails, so hyper drops the connection before the end of the body reaches the client.
+#[derive(Debug, Clone)]
+pub struct Cutter(Arc<Signals>);
+
+impl Cutter {
+    /// Nothing more is written on this connection.
+    pub fn cut(&self) {
+        self.0.cut.store(true, Ordering::SeqCst);
+    }
+}
+
 impl Drop for Ticket {
     fn drop(&mut self) {
         self.signals.finished.fetch_add(1, Ordering::SeqCst);
@@ -110,6 +130,8 @@ struct Signals {
     /// this count is entirely on the wire.
     flushed: AtomicU64,
     changed: tokio::sync::Notify,
+    /// Set by a [`Cutter`]: the connection is to be dropped, not finished.
+    cut: std::sync::atomic::AtomicBool,
 }
 
 /// The tickets of one connection, in request order.
@@ -181,6 +203,12 @@ impl AsyncWrite for FrontIo {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        if self.signals.cut.load(Ordering::SeqCst) {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the answer was cut",
+            )));
+        }
         Pin::new(&mut *lock(&self.writer)).poll_write(cx, buf)
     }
 
@@ -549,6 +577,27 @@ mod tests {
             }
             Handover::Refused(refusal) => panic!("refused: {refusal:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn a_cut_connection_takes_no_more_writes() {
+        let (mut client, mut io, queue, _task) = front(short()).await;
+        client
+            .write_all(b"GET /a.php HTTP/1.1\r\nHost: h\r\n\r\n")
+            .await
+            .expect("write");
+        let mut stand_in = vec![0; stand_in(false, 1001, true).len()];
+        tokio::time::timeout(DEADLINE, io.read_exact(&mut stand_in))
+            .await
+            .expect("stand-in")
+            .expect("read");
+        let ticket = take(&queue).expect("ticket");
+        io.write_all(b"HTTP/1.1 200 OK\r\n")
+            .await
+            .expect("before the cut");
+        ticket.cutter().cut();
+        let err = io.write_all(b"0\r\n\r\n").await.expect_err("after the cut");
+        assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
     }
 
     #[test]

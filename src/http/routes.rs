@@ -3,7 +3,7 @@
 //! have seen.
 
 use std::convert::Infallible;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::delivery::Mailbox;
 use crate::endpoints::{files, pages, poll, send, stream};
 use crate::hardening::Guard;
-use crate::http::front::{Handover, Request, Ticket};
+use crate::http::front::{Cutter, Handover, Request, Ticket};
 use crate::http::limits::ParkLimits;
 use crate::php::request::PhpRequest;
 use crate::php::{cookie, form, multipart};
@@ -46,6 +46,8 @@ pub struct App {
     pub limits: Arc<ParkLimits>,
     /// The hardened mode's checks; `None` (the default) serves the legacy protocol as it was.
     pub guard: Option<Guard>,
+    /// `--php-fpm`: where other `.php` files (and rolled-back endpoints) run.
+    pub fpm: Option<crate::fastcgi::Fpm>,
 }
 
 /// hyper's service function, for the request the front handed over. Errors never reach hyper:
@@ -54,7 +56,8 @@ pub struct App {
 /// Everything logged while a request is handled carries its id ([`crate::http::request_id`]).
 pub async fn handle(
     app: Arc<App>,
-    peer: IpAddr,
+    peer: SocketAddr,
+    local: SocketAddr,
     ticket: Option<Ticket>,
 ) -> Result<Response<Body>, Infallible> {
     let Some(mut ticket) = ticket else {
@@ -67,10 +70,13 @@ pub async fn handle(
     );
     let response = match handover {
         Handover::Request(request) => {
-            let span = crate::http::request_id::span(&request.head, peer);
+            let span = crate::http::request_id::span(&request.head, peer.ip());
             // nginx says `Connection: close` whenever it will close, HTTP/1.0 included.
             let keep_alive = request.head.keep_alive;
-            let response = route(&app, peer, *request).instrument(span.clone()).await;
+            let cutter = ticket.cutter();
+            let response = route(&app, (peer, local), *request, cutter)
+                .instrument(span.clone())
+                .await;
             span.in_scope(|| tracing::debug!(status = response.status().as_u16(), "answered"));
             if keep_alive {
                 response
@@ -95,7 +101,12 @@ fn closing(mut response: Response<Body>) -> Response<Body> {
     response
 }
 
-async fn route(app: &App, peer: IpAddr, request: Request) -> Response<Body> {
+async fn route(
+    app: &App,
+    (peer, local): (SocketAddr, SocketAddr),
+    request: Request,
+    cutter: Cutter,
+) -> Response<Body> {
     let path = &request.head.target.path;
     if path == HEALTH_PATH.as_bytes() {
         if !app.mailbox.database_ready() {
@@ -114,7 +125,20 @@ async fn route(app: &App, peer: IpAddr, request: Request) -> Response<Body> {
     let Some(relative) = strip_base(app.config.base_path().as_bytes(), path) else {
         return error_page(StatusCode::NOT_FOUND);
     };
-    match app.site.resolve(relative).await {
+    let resource = app.site.resolve(relative).await;
+    if let Some(fpm) = &app.fpm {
+        // nginx's `location ~ \.php$`: case-sensitive, on the whole `$uri`.
+        let to_php = match resource {
+            Resource::Endpoint(endpoint, _) => fpm.takes(endpoint),
+            Resource::OtherScript(_) => path.ends_with(b".php"),
+            _ => false,
+        };
+        if to_php {
+            return fpm.respond(&request, peer, local, cutter).await;
+        }
+    }
+    let peer = peer.ip();
+    match resource {
         Resource::Endpoint(endpoint, script) => {
             let mut php = php_request(&request, app);
             if let Some(guard) = &app.guard {

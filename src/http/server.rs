@@ -59,11 +59,15 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: Shutdown, gra
         };
         // Small writes (one stream chunk per message) must leave at once.
         let _ = stream.set_nodelay(true);
+        let local = stream.local_addr().unwrap_or_else(|_| {
+            listener
+                .local_addr()
+                .expect("a bound listener has an address")
+        });
         let (io, queue, reader) = front::connect(stream, limits);
         let app = Arc::clone(&app);
-        let peer = peer.ip();
         let service = service_fn(move |_stand_in| {
-            routes::handle(Arc::clone(&app), peer, front::take(&queue))
+            routes::handle(Arc::clone(&app), peer, local, front::take(&queue))
         });
         let connection = graceful.watch(http.serve_connection(TokioIo::new(io), service));
         tokio::spawn(async move {

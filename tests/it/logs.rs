@@ -145,3 +145,19 @@ async fn text_lines_off_a_terminal_have_no_colour_and_name_the_request() {
         "{answered}"
     );
 }
+
+/// Without `--php-fpm`, the start-up log names the docroot's `.php` files that are not run, so
+/// the operator learns it before switching over (the bundled site: only `AJconn.php`).
+#[tokio::test]
+async fn the_start_up_log_names_the_php_files_that_are_not_run() {
+    let db = TestDb::with_schema().await;
+    let server = Server::start(&db, "json").await;
+    let text = server.text();
+    let line = text
+        .lines()
+        .find(|line| line.contains("--php-fpm would run them"))
+        .unwrap_or_else(|| panic!("no line about .php files not run:\n{text}"));
+    let line: serde_json::Value = serde_json::from_str(line).expect("JSON");
+    assert_eq!(line["level"], "WARN", "{line}");
+    assert_eq!(line["fields"]["files"], "AJconn.php", "{line}");
+}

@@ -17,6 +17,7 @@ mod logs;
 mod message_safety;
 mod metrics;
 mod nginx_front;
+mod php_fpm;
 mod site_settings;
 mod soak;
 mod tls;

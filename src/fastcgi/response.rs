@@ -1,0 +1,222 @@
+//! How nginx 1.22's fastcgi module turns the CGI header block PHP-FPM writes on `FCGI_STDOUT`
+//! into an HTTP response head (`ngx_http_fastcgi_process_header` and the upstream module's header
+//! table). Pure: bytes in, a status, headers and a buffering decision out.
+//!
+//! - `Status: 404 Not Found` sets the status line word for word; without `Status`, a `Location`
+//!   makes it `302 Moved Temporarily`, anything else `200 OK`. A status that does not start with
+//!   three digits is nginx's 502 ("upstream sent invalid status").
+//! - `Status` and the `X-Accel-*` headers are hidden (nginx's `fastcgi_hide_header` defaults);
+//!   `X-Accel-Buffering: no` turns nginx's response buffering off for this response, so what PHP
+//!   flushes leaves at once (`yes` turns it on where `fastcgi_buffering off` is configured). Hop-by-hop lines (`Connection`, `Keep-Alive`,
+//!   `Transfer-Encoding`) are nginx's own business and never passed on.
+//! - Every other line is passed on in order, several `Set-Cookie` included.
+//! - A line that is not `name: value`, or a head larger than `fastcgi_buffer_size` (4k), is
+//!   nginx's 502.
+
+/// `fastcgi_buffer_size`'s default (one memory page): the CGI head must fit in it.
+pub const MAX_HEAD: usize = 4096;
+
+/// The head nginx builds from PHP's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CgiHead {
+    /// The status code.
+    pub status: u16,
+    /// The status line's words after the code as PHP gave them (`Not Found`, or none at all);
+    /// `None` where nginx picks the line (`200 OK`, `302 Moved Temporarily`).
+    pub reason: Option<Vec<u8>>,
+    /// Lines passed to the client, in PHP's order, names as PHP spelled them.
+    pub headers: Vec<(Vec<u8>, Vec<u8>)>,
+    /// What `X-Accel-Buffering` said: `Some(false)` for `no` (each read is passed on at once),
+    /// `Some(true)` for `yes`; `None` leaves it to `fastcgi_buffering`.
+    pub buffering: Option<bool>,
+}
+
+/// Where reading the head stands.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Parsed {
+    /// More bytes are needed.
+    Incomplete,
+    /// The head, and how many bytes of the input it took (the body starts there).
+    Complete(CgiHead, usize),
+    /// nginx would answer 502.
+    Invalid,
+}
+
+/// Reads the CGI head at the start of PHP's output. Lines end with LF or CRLF; an empty line ends
+/// the head.
+pub fn parse(output: &[u8]) -> Parsed {
+    let mut lines = Vec::new();
+    let mut at = 0;
+    loop {
+        let Some(newline) = output[at..].iter().position(|&byte| byte == b'\n') else {
+            return if output.len() > MAX_HEAD {
+                Parsed::Invalid
+            } else {
+                Parsed::Incomplete
+            };
+        };
+        let line = &output[at..at + newline];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        at += newline + 1;
+        if at > MAX_HEAD {
+            return Parsed::Invalid;
+        }
+        if line.is_empty() {
+            break;
+        }
+        let Some(colon) = line.iter().position(|&byte| byte == b':') else {
+            return Parsed::Invalid;
+        };
+        let name = &line[..colon];
+        if name.is_empty()
+            || name
+                .iter()
+                .any(|&byte| byte <= b' ' || byte == 0x7f || byte == b':')
+        {
+            return Parsed::Invalid;
+        }
+        lines.push((name.to_vec(), line[colon + 1..].trim_ascii().to_vec()));
+    }
+    match head(lines) {
+        Some(head) => Parsed::Complete(head, at),
+        None => Parsed::Invalid,
+    }
+}
+
+fn is(name: &[u8], wanted: &str) -> bool {
+    name.eq_ignore_ascii_case(wanted.as_bytes())
+}
+
+fn head(lines: Vec<(Vec<u8>, Vec<u8>)>) -> Option<CgiHead> {
+    let mut status_line = None;
+    let mut location = false;
+    let mut buffering = None;
+    let mut headers = Vec::new();
+    for (name, value) in lines {
+        if is(&name, "status") {
+            status_line = Some(value);
+        } else if is(&name, "x-accel-buffering") {
+            if value.eq_ignore_ascii_case(b"no") {
+                buffering = Some(false);
+            } else if value.eq_ignore_ascii_case(b"yes") {
+                buffering = Some(true);
+            }
+        } else if name.len() > 8 && name[..8].eq_ignore_ascii_case(b"x-accel-")
+            || ["connection", "keep-alive", "transfer-encoding"]
+                .iter()
+                .any(|hop| is(&name, hop))
+        {
+        } else {
+            location |= is(&name, "location");
+            headers.push((name, value));
+        }
+    }
+    let (status, reason) = match status_line {
+        Some(line) => {
+            let digits = line.get(..3)?;
+            if !digits.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            let status = digits
+                .iter()
+                .fold(0u16, |n, &digit| n * 10 + u16::from(digit - b'0'));
+            // Word for word: `Status: 299` is the status line `299`, with no reason at all.
+            (status, Some(line[3..].trim_ascii().to_vec()))
+        }
+        None if location => (302, Some(b"Moved Temporarily".to_vec())),
+        None => (200, None),
+    };
+    Some(CgiHead {
+        status,
+        reason,
+        headers,
+        buffering,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn complete(output: &[u8]) -> (CgiHead, usize) {
+        match parse(output) {
+            Parsed::Complete(head, used) => (head, used),
+            other => panic!("{other:?} for {:?}", String::from_utf8_lossy(output)),
+        }
+    }
+
+    #[test]
+    fn php_default_head_is_a_200_with_its_content_type() {
+        let output = b"Content-type: text/html; charset=UTF-8\r\n\r\nhi";
+        let (head, used) = complete(output);
+        assert_eq!((head.status, head.reason), (200, None));
+        assert_eq!(
+            head.headers,
+            [(
+                b"Content-type".to_vec(),
+                b"text/html; charset=UTF-8".to_vec()
+            )]
+        );
+        assert_eq!(head.buffering, None);
+        assert_eq!(&output[used..], b"hi");
+    }
+
+    #[test]
+    fn status_lines_are_taken_word_for_word_and_hidden() {
+        let (head, _) = complete(b"Status: 404 Not Found\r\nX-Powered-By: PHP\r\n\r\n");
+        assert_eq!(head.status, 404);
+        assert_eq!(head.reason.as_deref(), Some(&b"Not Found"[..]));
+        assert_eq!(head.headers, [(b"X-Powered-By".to_vec(), b"PHP".to_vec())]);
+        let (head, _) = complete(b"Status: 299 Fine Indeed\n\n");
+        assert_eq!(
+            (head.status, head.reason.as_deref()),
+            (299, Some(&b"Fine Indeed"[..]))
+        );
+        let (head, _) = complete(b"Status: 299\r\n\r\n");
+        assert_eq!((head.status, head.reason.as_deref()), (299, Some(&b""[..])));
+        assert_eq!(parse(b"Status: abc\r\n\r\n"), Parsed::Invalid);
+        assert_eq!(parse(b"Status: 20\r\n\r\n"), Parsed::Invalid);
+    }
+
+    #[test]
+    fn a_location_without_a_status_is_a_302_moved_temporarily() {
+        let (head, _) = complete(b"Location: /x\r\n\r\n");
+        assert_eq!(head.status, 302);
+        assert_eq!(head.reason.as_deref(), Some(&b"Moved Temporarily"[..]));
+        // PHP itself says `Status: 302 Found` with its Location; that wins.
+        let (head, _) = complete(b"Status: 302 Found\r\nLocation: /x\r\n\r\n");
+        assert_eq!(head.reason.as_deref(), Some(&b"Found"[..]));
+    }
+
+    #[test]
+    fn several_set_cookies_stay_in_order() {
+        let (head, _) = complete(b"Set-Cookie: a=1\r\nX-One: 1\r\nSet-Cookie: b=2\r\n\r\n");
+        let names: Vec<_> = head.headers.iter().map(|(n, v)| (&n[..], &v[..])).collect();
+        assert_eq!(
+            names,
+            [
+                (&b"Set-Cookie"[..], &b"a=1"[..]),
+                (b"X-One", b"1"),
+                (b"Set-Cookie", b"b=2")
+            ]
+        );
+    }
+
+    #[test]
+    fn accel_buffering_no_turns_buffering_off_and_is_hidden() {
+        let (head, _) =
+            complete(b"X-Accel-Buffering: no\r\nX-Accel-Expires: 5\r\nConnection: close\r\n\r\n");
+        assert_eq!(head.buffering, Some(false));
+        assert!(head.headers.is_empty());
+    }
+
+    #[test]
+    fn incomplete_and_oversized_heads() {
+        assert_eq!(parse(b"Content-type: text/html\r\n"), Parsed::Incomplete);
+        assert_eq!(parse(b"Content-type: text/html\r\n\r"), Parsed::Incomplete);
+        let mut big = b"X-Big: ".to_vec();
+        big.resize(MAX_HEAD + 1, b'a');
+        assert_eq!(parse(&big), Parsed::Invalid);
+        assert_eq!(parse(b"no colon here\r\n\r\n"), Parsed::Invalid);
+    }
+}
