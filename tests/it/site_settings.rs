@@ -44,23 +44,10 @@ impl DbUser {
 
 impl Drop for DbUser {
     fn drop(&mut self) {
-        let name = self.name.clone();
-        // Drop runs outside async context; use a short-lived runtime on its own thread.
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async {
-                if let Ok(mut conn) = mysql_async::Conn::from_url(mysql_base_url()).await {
-                    let _ = conn
-                        .query_drop(format!("DROP USER IF EXISTS '{name}'@'%'"))
-                        .await;
-                    let _ = conn.disconnect().await;
-                }
-            });
-        })
-        .join();
+        clean_up(
+            &mysql_base_url(),
+            format!("DROP USER IF EXISTS '{}'@'%'", self.name),
+        );
     }
 }
 

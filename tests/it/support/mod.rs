@@ -131,24 +131,30 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        let (base, name) = (self.base.clone(), self.name.clone());
-        // Drop runs outside async context; use a short-lived runtime on its own thread.
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async {
-                if let Ok(mut conn) = mysql_async::Conn::from_url(&base).await {
-                    let _ = conn
-                        .query_drop(format!("DROP DATABASE IF EXISTS `{name}`"))
-                        .await;
-                    let _ = conn.disconnect().await;
-                }
-            });
-        })
-        .join();
+        clean_up(
+            &self.base,
+            format!("DROP DATABASE IF EXISTS `{}`", self.name),
+        );
     }
+}
+
+/// Runs `sql` on the server at `base`, from a `Drop` (outside async context: a short-lived
+/// runtime on its own thread); failures are ignored, as a clean-up's should be.
+pub fn clean_up(base: &str, sql: String) {
+    let base = base.to_owned();
+    let _ = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            if let Ok(mut conn) = mysql_async::Conn::from_url(&base).await {
+                let _ = conn.query_drop(sql).await;
+                let _ = conn.disconnect().await;
+            }
+        });
+    })
+    .join();
 }
 
 /// A real server on 127.0.0.1:0.
