@@ -153,11 +153,11 @@ pub async fn run_with_hub(
             grace: config.late_commit_grace(),
             rescan: config.rescan_interval(),
         },
-        feed,
+        feed: Arc::clone(&feed),
         meters: Arc::clone(&meters),
     };
     let watcher = tokio::spawn(watcher.run(stop.clone()));
-    let mailbox = delivery::Mailbox::new(store.clone(), hub, inbox, stop.clone(), meters);
+    let mailbox = delivery::Mailbox::new(store.clone(), hub, inbox, feed, stop.clone(), meters);
     let grace = config.shutdown_grace();
     let limits = http::limits::ParkLimits::new(
         config.max_polls_per_address,

@@ -11,6 +11,9 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
 
 use crate::store::collation::Collation;
 
@@ -20,6 +23,9 @@ pub struct Inbox {
     // A std Mutex: never held across an .await; every critical section is a few map operations.
     inner: Mutex<Inner>,
     collation: Arc<Collation>,
+    /// Every row with an id up to this one is known to the index (the watcher has read the
+    /// table up to it); a claim of a row above it first lets the watcher catch up.
+    known: watch::Sender<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -37,6 +43,7 @@ impl Inbox {
         Inbox {
             inner: Mutex::default(),
             collation,
+            known: watch::Sender::new(0),
         }
     }
 
@@ -138,6 +145,24 @@ impl Inbox {
             .collect();
         inner.unread = fresh;
         gained
+    }
+
+    /// The watcher has read every committed row with an id up to `mid` (it may go down: a
+    /// truncated table starts again).
+    pub fn known_up_to(&self, mid: u64) {
+        self.known.send_replace(mid);
+    }
+
+    /// Whether every row below `mid` is known: if not, another writer's older row for the same
+    /// recipient may exist that the watcher has not read yet.
+    pub fn knows_below(&self, mid: u64) -> bool {
+        *self.known.borrow() + 1 >= mid
+    }
+
+    /// Waits, at most `limit`, until every row below `mid` is known.
+    pub async fn wait_known_below(&self, mid: u64, limit: Duration) {
+        let mut known = self.known.subscribe();
+        let _ = tokio::time::timeout(limit, known.wait_for(|&known| known + 1 >= mid)).await;
     }
 
     /// Abandons a rescan that failed.

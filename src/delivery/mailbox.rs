@@ -35,6 +35,7 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
+use crate::delivery::binlog::Feed;
 use crate::delivery::group_commit::{group_commit, GroupCommit};
 use crate::delivery::hub::Hub;
 use crate::delivery::inbox::Inbox;
@@ -46,6 +47,9 @@ use crate::store::{Claim, Insert, Message, NewMessage, OpenClaim, Store};
 /// First and longest pause after a failed claim.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Longest a claim waits for the watcher to read up to its row (one tick, normally a few
+/// milliseconds); past it, with the database slow or the watcher not started, it goes ahead.
+const CATCH_UP_LIMIT: Duration = Duration::from_secs(1);
 
 /// Stores messages, waits for them and claims them.
 #[derive(Debug, Clone)]
@@ -54,6 +58,8 @@ pub struct Mailbox {
     sends: Arc<GroupCommit>,
     hub: Arc<Hub>,
     inbox: Arc<Inbox>,
+    /// To ask the watcher for a tick before a claim that could overtake another writer's row.
+    feed: Arc<Feed>,
     shutdown: Shutdown,
     metrics: Arc<Metrics>,
 }
@@ -86,6 +92,7 @@ impl Mailbox {
         store: Store,
         hub: Arc<Hub>,
         inbox: Arc<Inbox>,
+        feed: Arc<Feed>,
         shutdown: Shutdown,
         metrics: Arc<Metrics>,
     ) -> Mailbox {
@@ -94,6 +101,7 @@ impl Mailbox {
             store,
             hub,
             inbox,
+            feed,
             shutdown,
             metrics,
         }
@@ -179,10 +187,22 @@ impl Mailbox {
 
     async fn claim_oldest(&self, recipient: &[u8], most: usize) -> Result<Option<Claimed>, Error> {
         let most = if self.store.claims_many() { most } else { 1 };
+        let mut caught_up = false;
         loop {
             let mids = self.inbox.next_to_claim(recipient, most);
-            if mids.is_empty() {
+            let Some(&oldest) = mids.first() else {
                 return Ok(None);
+            };
+            if !caught_up && !self.inbox.knows_below(oldest) {
+                // A row this instance wrote is known at once, another writer's only once the
+                // watcher reads it: an older row of theirs for the same recipient may not be
+                // indexed yet. The legacy answered the oldest row; so do we, once the watcher
+                // has read up to ours (one tick, asked for now; bounded, should it be down).
+                self.inbox.unclaimed(&mids);
+                self.feed.nudge();
+                self.inbox.wait_known_below(oldest, CATCH_UP_LIMIT).await;
+                caught_up = true;
+                continue;
             }
             let (reply, answer) = oneshot::channel();
             let (mailbox, recipient) = (self.clone(), recipient.to_vec());

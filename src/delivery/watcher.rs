@@ -309,6 +309,7 @@ impl Watcher {
             "watching msg"
         );
         self.hub.mark_watching();
+        self.inbox.known_up_to(high);
         Ok(Progress::starting_at(high, &known, Instant::now()))
     }
 
@@ -344,12 +345,14 @@ impl Watcher {
                 );
                 *progress = Progress::starting_at(newest.mid, &[], Instant::now());
                 self.rescan().await?;
+                self.inbox.known_up_to(newest.mid);
                 *rescanned = Instant::now();
                 self.hub.notify_all();
                 return Ok(());
             }
             let new_rows = rows.iter().filter(|row| row.mid > progress.high()).count();
             self.take_in(progress, &rows);
+            self.inbox.known_up_to(progress.high());
             if (new_rows as u64) < PAGE {
                 break;
             }
