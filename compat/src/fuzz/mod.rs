@@ -52,6 +52,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod http_edges;
+pub mod lookalikes;
 pub mod php_text;
 
 use crate::compare::{compare, Difference};
@@ -93,7 +94,8 @@ pub struct FuzzArgs {
     )]
     pub reset_command: String,
     /// Only these input classes (repeatable): send_form, send_cookie, customer_cookie, poll_row,
-    /// send_multipart, request_target, php_text, query_string, header_bytes.
+    /// send_multipart, request_target, php_text, query_string, header_bytes, lookalike_poll,
+    /// lookalike_send, lookalike_stream.
     #[arg(long = "class")]
     pub classes: Vec<String>,
     /// Where each differing case is written as a scenario file.
@@ -111,7 +113,7 @@ pub struct FuzzArgs {
 }
 
 /// The input classes, in the order cases cycle through them.
-pub const CLASSES: [&str; 9] = [
+pub const CLASSES: [&str; 12] = [
     "send_form",
     "send_cookie",
     "customer_cookie",
@@ -121,6 +123,9 @@ pub const CLASSES: [&str; 9] = [
     "php_text",
     "query_string",
     "header_bytes",
+    "lookalike_poll",
+    "lookalike_send",
+    "lookalike_stream",
 ];
 
 /// Runs `chat-compat fuzz`.
@@ -242,8 +247,8 @@ async fn run(args: &FuzzArgs) -> Result<u64, CompatError> {
             sites.remove(name);
         }
         let (l, o) = ran?;
-        // Room for the rows inserted and the one a send may add; ids only grow.
-        next_id += scenario.rows.len() as u64 + 2;
+        // Room for the rows inserted and the one each request (a send) may add; ids only grow.
+        next_id += scenario.rows.len() as u64 + l.exchanges.len() as u64 + 1;
         if left_waiting(&l) {
             run_reset(&args.reset_command)?;
         }
@@ -374,12 +379,14 @@ async fn max_id(database_url: &str, recreate: bool) -> Result<u64, CompatError> 
     Ok(next.max(max.flatten().unwrap_or(0)))
 }
 
-/// A request the legacy never answered still holds a PHP worker in its `sleep(1)` loop.
+/// A request the legacy never answered, and the agent stream (which PHP never ends), still hold
+/// a PHP worker in its `sleep(1)` loop: left alone, it would claim rows of a later case.
 fn left_waiting(outcome: &Outcome) -> bool {
-    outcome
-        .exchanges
-        .iter()
-        .any(|x| x.checks.iter().any(|c| matches!(c, Check::Complete(false))))
+    outcome.exchanges.iter().any(|x| {
+        x.checks
+            .iter()
+            .any(|c| matches!(c, Check::Complete(false) | Check::Read { .. }))
+    })
 }
 
 fn report(
@@ -455,6 +462,9 @@ pub fn generate(class: &str, name: &str, rng: &mut Rng) -> Case {
             "request_target" => target_case(name, rng),
             "query_string" => http_edges::query_string_case(name, rng),
             "header_bytes" => http_edges::header_bytes_case(name, rng),
+            "lookalike_poll" => lookalikes::poll_case(name, rng),
+            "lookalike_send" => lookalikes::send_case(name, rng),
+            "lookalike_stream" => lookalikes::stream_case(name, rng),
             _ => poll_case(name, rng),
         };
         if clear_of_deviations(&scenario) {
