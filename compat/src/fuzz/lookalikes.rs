@@ -18,12 +18,12 @@
 //!   and the poll awaited (the wake-up path).
 //! - `lookalike_stream`: rows and sends for look-alikes of `admin`, and the agent stream
 //!   (`AJ04serve.php`, which never ends) read for a bounded time: until it has sent as many
-//!   messages as there are candidate rows, or for one second per candidate plus two (PHP claims
+//!   messages as there are candidate rows, or for one second per candidate plus one (PHP claims
 //!   one row per `sleep(1)`), so every row PHP will ever stream has arrived and been claimed when
 //!   the table is compared. One candidate is always exactly `admin`, so both sides send headers
 //!   (the legacy sends its headers only with its first message: deliberate difference 4).
 //!
-//! A poll no row matches is left waiting for a bounded time ([`POLL_MS`]), and nothing is
+//! A poll no row matches is left waiting for a bounded time ([`POLL_MS`], [`WAKE_MS`]), and nothing is
 //! inserted after it within its case (sends come before the polls that may not be answered), so
 //! a waiting PHP worker cannot claim a later row; the worker is reset after the case.
 //!
@@ -34,9 +34,18 @@ use std::collections::BTreeMap;
 use super::{request, Rng};
 use crate::scenario::{CellValue, Request, Scenario, Step, TableVariant};
 
-/// How long a poll that may have no row is waited for. The legacy answers a row that is already
-/// there at once, and one that arrives within its next `sleep(1)`.
-pub const POLL_MS: u64 = 2500;
+/// How long a poll that may have no row is waited for when every row is already in the table:
+/// the legacy answers such a row at once, our server within its watch interval (200 ms) for a
+/// row another writer inserted.
+pub const POLL_MS: u64 = 1200;
+
+/// How long a poll opened before its row is awaited: the legacy looks again after each
+/// `sleep(1)`.
+pub const WAKE_MS: u64 = 2500;
+
+/// How long the stream is read past one second per candidate row (PHP streams one row per
+/// `sleep(1)`, the first at once).
+pub const STREAM_EXTRA_MS: u64 = 1000;
 
 /// Names whose look-alikes are generated: the agent, customers, and words with letters that
 /// collations treat specially (`ss`/`ß`, `fi`/`ﬁ`, `ae`/`æ`, `i`/`ı`/`İ`, `k`/Kelvin sign).
@@ -353,7 +362,7 @@ pub fn send_case(name: &str, rng: &mut Rng) -> Scenario {
         )));
         steps.push(Step::Await {
             id: "poll".to_owned(),
-            ms: Some(POLL_MS),
+            ms: Some(WAKE_MS),
         });
     } else {
         for k in 0..1 + rng.below(3) {
@@ -421,7 +430,7 @@ pub fn stream_case(name: &str, rng: &mut Rng) -> Scenario {
     steps.push(Step::Read {
         id: "stream".to_owned(),
         messages: candidates,
-        ms: Some(1000 * candidates as u64 + 2000),
+        ms: Some(1000 * candidates as u64 + STREAM_EXTRA_MS),
     });
     case(
         name,
