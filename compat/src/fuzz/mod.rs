@@ -110,6 +110,10 @@ pub struct FuzzArgs {
     /// Our server's docroot (`--site`), where `php_text` writes the same files.
     #[arg(long)]
     pub site: Option<PathBuf>,
+    /// Charset of the legacy's `msg` table (`utf8mb4`, or `utf8` as most legacy tables are);
+    /// our table must already have the same collation (the run refuses to start otherwise).
+    #[arg(long, default_value = "utf8mb4")]
+    pub charset: String,
 }
 
 /// The input classes, in the order cases cycle through them.
@@ -220,9 +224,21 @@ async fn run(args: &FuzzArgs) -> Result<u64, CompatError> {
     };
     // Both tables are created once (if missing) and then only emptied: our server follows new
     // rows by id, so ids must only grow across cases (see runner::prepare_in_place).
-    let mut next_id = 1 + max_id(&legacy.database_url, true)
-        .await?
-        .max(max_id(&ours.database_url, false).await?);
+    let table = TableVariant {
+        charset: args.charset.clone(),
+        ..TableVariant::default()
+    };
+    let (legacy_max, legacy_collation) = max_id(&legacy.database_url, true, &table).await?;
+    let (our_max, our_collation) = max_id(&ours.database_url, false, &table).await?;
+    if legacy_collation != our_collation {
+        // The collation decides who gets which row (the look-alike classes).
+        return Err(CompatError::Scenario(format!(
+            "the legacy's msg table has collation {legacy_collation}, ours {our_collation}: \
+             create ours with charset {}",
+            args.charset
+        )));
+    }
+    let mut next_id = 1 + legacy_max.max(our_max);
     let mut counts: BTreeMap<&str, Counts> = BTreeMap::new();
     let started = std::time::Instant::now();
     for i in 0..args.cases {
@@ -345,10 +361,14 @@ async fn run_both(
     Ok((l?, o?))
 }
 
-/// The highest id `msg` has ever handed out (its next AUTO_INCREMENT minus one), creating the
-/// table from sql/schema.sql when it is missing. The legacy's table is recreated (`recreate`):
+/// The highest id `msg` has ever handed out (its next AUTO_INCREMENT minus one) and the table's
+/// collation, creating the table from sql/schema.sql (in `table`'s charset) when it is missing. The legacy's table is recreated (`recreate`):
 /// recording leaves the last scenario's variant there, and PHP keeps no state about it.
-async fn max_id(database_url: &str, recreate: bool) -> Result<u64, CompatError> {
+async fn max_id(
+    database_url: &str,
+    recreate: bool,
+    table: &TableVariant,
+) -> Result<(u64, String), CompatError> {
     use mysql_async::prelude::Queryable;
     let db = |e: mysql_async::Error| CompatError::Db(format!("{database_url}: {e}"));
     let opts = mysql_async::Opts::from_url(database_url)
@@ -360,23 +380,27 @@ async fn max_id(database_url: &str, recreate: bool) -> Result<u64, CompatError> 
             .map_err(db)?;
     }
     // sql/schema.sql says `CREATE TABLE IF NOT EXISTS`.
-    for statement in TableVariant::default().create_statements()? {
+    for statement in table.create_statements()? {
         conn.query_drop(statement).await.map_err(db)?;
     }
-    let next: Option<Option<u64>> = conn
+    let info: Option<(Option<u64>, Option<String>)> = conn
         .query_first(
-            "SELECT AUTO_INCREMENT FROM information_schema.TABLES \
+            "SELECT AUTO_INCREMENT, TABLE_COLLATION FROM information_schema.TABLES \
              WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'msg'",
         )
         .await
         .map_err(db)?;
+    let (next, collation) = info.unwrap_or_default();
     let max: Option<Option<u64>> = conn
         .query_first("SELECT MAX(mid) FROM msg")
         .await
         .map_err(db)?;
     let _ = conn.disconnect().await;
-    let next = next.flatten().unwrap_or(1).saturating_sub(1);
-    Ok(next.max(max.flatten().unwrap_or(0)))
+    let next = next.unwrap_or(1).saturating_sub(1);
+    Ok((
+        next.max(max.flatten().unwrap_or(0)),
+        collation.unwrap_or_default(),
+    ))
 }
 
 /// A request the legacy never answered, and the agent stream (which PHP never ends), still hold
