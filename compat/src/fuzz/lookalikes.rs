@@ -47,11 +47,28 @@ pub const WAKE_MS: u64 = 2500;
 /// `sleep(1)`, the first at once).
 pub const STREAM_EXTRA_MS: u64 = 1000;
 
-/// Names whose look-alikes are generated: the agent, customers, and words with letters that
-/// collations treat specially (`ss`/`ß`, `fi`/`ﬁ`, `ae`/`æ`, `i`/`ı`/`İ`, `k`/Kelvin sign).
+/// Names whose look-alikes are generated: the agent, customers, words with letters that
+/// collations treat specially (`ss`/`ß`, `fi`/`ﬁ`, `ae`/`æ`, `i`/`ı`/`İ`, `k`/Kelvin sign), and
+/// words of letters whose case pairs are younger than MariaDB's `general_ci` tables (`ẞ`, `Ɐ`,
+/// `Ⱥ`, `Ɫ`, `Ʌ`, `ϴ`, Georgian Mtavruli): Unicode lower-cases them, the collation does not.
 const BASES: &[&str] = &[
-    "admin", "admin", "admin", "admin123", "admin7", "strasse", "fiona", "muller", "nino", "kiki",
-    "maes", "lea", "",
+    "admin",
+    "admin",
+    "admin",
+    "admin123",
+    "admin7",
+    "strasse",
+    "fiona",
+    "muller",
+    "nino",
+    "kiki",
+    "maes",
+    "lea",
+    "",
+    "straße",
+    "ɐⱥɫʌ",
+    "θσς",
+    "ანა",
 ];
 
 /// Look-alikes of one letter (BMP only): case, accents, full-width, homoglyphs, combining marks.
@@ -80,6 +97,16 @@ fn alternatives(c: char) -> &'static [&'static str] {
         '2' => &["²", "２"],
         '3' => &["³", "３"],
         '7' => &["７"],
+        'ß' => &["ẞ", "ss", "s"],
+        'ɐ' => &["Ɐ", "a"],
+        'ⱥ' => &["Ⱥ", "a"],
+        'ɫ' => &["Ɫ", "l"],
+        'ʌ' => &["Ʌ"],
+        'θ' => &["ϴ", "ϑ", "Θ"],
+        'σ' => &["Σ", "ς"],
+        'ς' => &["Σ", "σ"],
+        'ა' => &["Ა"],
+        'ნ' => &["Ნ"],
         _ => &[],
     }
 }
