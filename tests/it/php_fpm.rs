@@ -23,7 +23,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::support::{eventually, wait_until, TestDb, TestServer, DEADLINE};
+use crate::support::process::{complete_body, content_of, exchange_from};
+use crate::support::{
+    eventually, get_request, legacy_site, wait_until, within, TestDb, TestServer, DEADLINE,
+};
 use chat_compat::http::Exchange;
 use tokio::time::Instant;
 
@@ -652,6 +655,88 @@ async fn more_requests_than_connections_wait_their_turn() {
         assert_eq!(
             (seen.status_line.as_str(), seen.body.as_str()),
             ("HTTP/1.1 200 OK", "late")
+        );
+    }
+    server.stop().await;
+}
+
+/// PHP-FPM busy (every kept-open connection held by a slow script, more requests queued for
+/// one) does not touch the chat: 200 polls park, 200 sends store, and each poll gets its
+/// message while the PHP requests still wait; those are answered once PHP goes on.
+#[tokio::test]
+async fn a_busy_php_pool_leaves_the_chat_answering() {
+    let php = Php::start("").await;
+    for script in ["AJ05comitajax.php", "AJ04serve.php"] {
+        std::fs::copy(legacy_site().join(script), php.site().join(script)).expect("copy");
+    }
+    let db = TestDb::with_schema().await;
+    let server = php.server(&db, &["--php-fpm-connections", "2"]).await;
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(exchange(server.addr, &get("/slow.php?t=busy")).await);
+    }
+    const POLLS: usize = 200;
+    let polls: Vec<_> = (0..POLLS)
+        .map(|i| {
+            let request = get_request("/AJ05comitajax.php", Some(&format!("username=busy{i}")));
+            tokio::spawn(exchange_from(None, server.addr, request))
+        })
+        .collect();
+    wait_until("every poll parked", || server.hub.waiting() == POLLS).await;
+    for i in 0..POLLS {
+        let sent = server
+            .post_form(
+                "/AJsendmsg.php",
+                Some("username=admin"),
+                format!("rec=busy{i}&content=m{i}").as_bytes(),
+            )
+            .await;
+        assert_eq!(sent.text(), "OK", "send {i}");
+    }
+    for (i, poll) in polls.into_iter().enumerate() {
+        let raw = within(DEADLINE, "a poll's answer", poll)
+            .await
+            .expect("poll task")
+            .expect("connected");
+        let body = complete_body(&raw).expect("a whole answer");
+        assert_eq!(content_of(&body), format!("m{i}"));
+    }
+    for (n, waiting) in held.iter_mut().enumerate() {
+        // Buffered, as behind nginx: nothing of a PHP answer leaves before the script ends.
+        let answered = waiting
+            .read_until(Instant::now() + Duration::from_millis(20), |x| {
+                x.head.is_some()
+            })
+            .await
+            .expect("read");
+        assert!(!answered, "PHP request {n} was answered before PHP went on");
+    }
+    php.release("busy");
+    for waiting in held {
+        assert_eq!(finish(waiting).await.body, "late");
+    }
+    server.stop().await;
+}
+
+/// A client that leaves in the middle of a large PHP answer frees its FastCGI connection: with
+/// one connection allowed, the next request is answered.
+#[tokio::test]
+async fn a_client_leaving_mid_download_frees_its_connection() {
+    let php = Php::start("").await;
+    let db = TestDb::with_schema().await;
+    let server = php.server(&db, &["--php-fpm-connections", "1"]).await;
+    for _ in 0..3 {
+        let mut leaving = exchange(server.addr, &get("/big.php")).await;
+        let started = leaving
+            .read_until(Instant::now() + DEADLINE, |x| x.body.len() >= 100_000)
+            .await
+            .expect("read");
+        assert!(started, "the download started");
+        drop(leaving);
+        let next = answer(server.addr, &get("/pool.php")).await;
+        assert_eq!(
+            (next.status_line.as_str(), next.body.as_str()),
+            ("HTTP/1.1 200 OK", "unix")
         );
     }
     server.stop().await;
