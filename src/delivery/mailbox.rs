@@ -190,17 +190,19 @@ impl Mailbox {
         let mut caught_up = false;
         loop {
             let mids = self.inbox.next_to_claim(recipient, most);
-            let Some(&oldest) = mids.first() else {
+            let Some(&newest) = mids.last() else {
                 return Ok(None);
             };
-            if !caught_up && !self.inbox.knows_below(oldest) {
+            if !caught_up && !self.inbox.knows_below(newest) {
                 // A row this instance wrote is known at once, another writer's only once the
                 // watcher reads it: an older row of theirs for the same recipient may not be
-                // indexed yet. The legacy answered the oldest row; so do we, once the watcher
-                // has read up to ours (one tick, asked for now; bounded, should it be down).
+                // indexed yet, below any of the rows picked (the oldest picked may be a stale
+                // entry, a row deleted meanwhile). The legacy answered the oldest row; so do we,
+                // once the watcher has read up to the newest picked (one tick, asked for now;
+                // bounded, should it be down).
                 self.inbox.unclaimed(&mids);
                 self.feed.nudge();
-                self.inbox.wait_known_below(oldest, CATCH_UP_LIMIT).await;
+                self.inbox.wait_known_below(newest, CATCH_UP_LIMIT).await;
                 caught_up = true;
                 continue;
             }

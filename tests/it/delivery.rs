@@ -667,3 +667,39 @@ async fn another_writers_older_row_is_answered_before_a_newer_row_of_ours() {
     assert_eq!(stream_until(&mut stream, &wanted).await, wanted);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_deleted_rows_stale_entry_does_not_let_a_newer_row_overtake() {
+    // The index keeps an entry for a row another writer deleted until a claim finds it gone. The
+    // agent stream's claim, which picks several rows, picks it with newer ones and must still let
+    // the watcher catch up below the newest.
+    let db = TestDb::with_schema().await;
+    let server = TestServer::start_with(&db, |args| {
+        args.extend(["--watch-interval-ms".into(), "5000".into()]);
+    })
+    .await;
+    crate::support::wait_until("the watcher", || server.hub.is_watching()).await;
+    let at = &server;
+    let send = |to: &'static str, content: &'static str| async move {
+        let body = format!("rec={to}&content={content}");
+        let sent = at
+            .post_form("/AJsendmsg.php", Some("username=c"), body.as_bytes())
+            .await;
+        assert_eq!(sent.text(), "OK", "{content}");
+    };
+    send("admin", "stale").await;
+    send("dave", "nudge").await;
+    // Dave's poll has the watcher read up to here, the stale row included.
+    let nudged = server
+        .get("/AJ05comitajax.php", Some("username=dave"))
+        .await;
+    assert!(nudged.text().contains("nudge"), "{}", nudged.text());
+    db.exec("DELETE FROM msg WHERE content = 'stale'").await;
+    db.exec(&insert("admin", "c", "first")).await;
+    send("admin", "second").await;
+    let mut stream = ResponseReader::open(server.addr, &get_request("/AJ04serve.php", None)).await;
+    stream.read_head().await;
+    let wanted = ["first".to_owned(), "second".to_owned()];
+    assert_eq!(stream_until(&mut stream, &wanted).await, wanted);
+    server.stop().await;
+}
