@@ -6,6 +6,44 @@ use super::{
     refusal, Origin, Refusal, Server, SiteSettings, Sourced, DEFAULT_PORT, DEFAULT_SOCKET,
 };
 
+/// What a procedural call on the connection does with its value.
+#[derive(Debug, Clone, Copy)]
+enum Linked {
+    Query,
+    Select,
+    Charset,
+}
+
+/// The procedural calls on a connection: name, API, what they do, how the settings name them.
+const LINKED: [(&str, Api, Linked, &str); 6] = [
+    ("mysql_query", Api::Mysql, Linked::Query, "mysql_query()"),
+    ("mysqli_query", Api::Mysqli, Linked::Query, "mysqli_query()"),
+    (
+        "mysql_select_db",
+        Api::Mysql,
+        Linked::Select,
+        "mysql_select_db()",
+    ),
+    (
+        "mysqli_select_db",
+        Api::Mysqli,
+        Linked::Select,
+        "mysqli_select_db()",
+    ),
+    (
+        "mysql_set_charset",
+        Api::Mysql,
+        Linked::Charset,
+        "mysql_set_charset()",
+    ),
+    (
+        "mysqli_set_charset",
+        Api::Mysqli,
+        Linked::Charset,
+        "mysqli_set_charset()",
+    ),
+];
+
 /// Which API the connection was opened with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Api {
@@ -67,6 +105,25 @@ impl State {
         }
     }
 
+    /// A procedural call on the connection ([`LINKED`]): `mysql_*` takes the link last,
+    /// `mysqli_*` first.
+    fn linked_call(&mut self, name: &str, args: &[Expr], line: usize) -> Result<(), Refusal> {
+        let &(_, api, action, by) = LINKED
+            .iter()
+            .find(|linked| linked.0 == name)
+            .expect("the caller matched a LINKED name");
+        let (link, value) = match api {
+            Api::Mysqli => (args.first(), args.get(1)),
+            _ => (args.get(1), args.first()),
+        };
+        self.link(api, link, name, line)?;
+        match action {
+            Linked::Query => self.query(value, by, line),
+            Linked::Select => self.select(value, by, line),
+            Linked::Charset => self.charset(value, by, line),
+        }
+    }
+
     fn call(
         &mut self,
         target: Option<String>,
@@ -77,29 +134,8 @@ impl State {
         match name {
             "mysql_connect" | "mysql_pconnect" => self.connect_mysql(target, args, line),
             "mysqli_connect" => self.connect_mysqli(target, "mysqli_connect()", args, line),
-            "mysql_query" => {
-                self.link(Api::Mysql, args.get(1), name, line)?;
-                self.query(args.first(), "mysql_query()", line)
-            }
-            "mysqli_query" => {
-                self.link(Api::Mysqli, args.first(), name, line)?;
-                self.query(args.get(1), "mysqli_query()", line)
-            }
-            "mysql_select_db" => {
-                self.link(Api::Mysql, args.get(1), name, line)?;
-                self.select(args.first(), "mysql_select_db()", line)
-            }
-            "mysqli_select_db" => {
-                self.link(Api::Mysqli, args.first(), name, line)?;
-                self.select(args.get(1), "mysqli_select_db()", line)
-            }
-            "mysql_set_charset" => {
-                self.link(Api::Mysql, args.get(1), name, line)?;
-                self.charset(args.first(), "mysql_set_charset()", line)
-            }
-            "mysqli_set_charset" => {
-                self.link(Api::Mysqli, args.first(), name, line)?;
-                self.charset(args.get(1), "mysqli_set_charset()", line)
+            name if LINKED.iter().any(|linked| linked.0 == name) => {
+                self.linked_call(name, args, line)
             }
             "define" => Err(refusal(
                 line,
