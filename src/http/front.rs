@@ -556,20 +556,33 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_whole_request_is_handed_over_with_its_body() {
-        let (mut client, mut io, queue, _task) = front(short()).await;
-        client
-            .write_all(b"POST /a?b HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nxyz")
-            .await
-            .expect("write");
+    /// Writes `request` (HTTP/1.1, keep-alive); the stand-in hyper reads and the queued ticket.
+    async fn hand_over(
+        client: &mut TcpStream,
+        io: &mut FrontIo,
+        queue: &Queue,
+        request: &[u8],
+    ) -> (Vec<u8>, Ticket) {
+        client.write_all(request).await.expect("write");
         let mut stand_in = vec![0; stand_in(false, 1001, true).len()];
         tokio::time::timeout(DEADLINE, io.read_exact(&mut stand_in))
             .await
             .expect("stand-in")
             .expect("read");
+        (stand_in, take(queue).expect("ticket"))
+    }
+
+    #[tokio::test]
+    async fn a_whole_request_is_handed_over_with_its_body() {
+        let (mut client, mut io, queue, _task) = front(short()).await;
+        let (stand_in, ticket) = hand_over(
+            &mut client,
+            &mut io,
+            &queue,
+            b"POST /a?b HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nxyz",
+        )
+        .await;
         assert_eq!(stand_in, b"GET / HTTP/1.1\r\nHost: front\r\n\r\n");
-        let ticket = take(&queue).expect("ticket");
         match &ticket.handover {
             Handover::Request(request) => {
                 assert_eq!(request.head.request_uri, b"/a?b");
@@ -582,16 +595,13 @@ mod tests {
     #[tokio::test]
     async fn a_cut_connection_takes_no_more_writes() {
         let (mut client, mut io, queue, _task) = front(short()).await;
-        client
-            .write_all(b"GET /a.php HTTP/1.1\r\nHost: h\r\n\r\n")
-            .await
-            .expect("write");
-        let mut stand_in = vec![0; stand_in(false, 1001, true).len()];
-        tokio::time::timeout(DEADLINE, io.read_exact(&mut stand_in))
-            .await
-            .expect("stand-in")
-            .expect("read");
-        let ticket = take(&queue).expect("ticket");
+        let (_, ticket) = hand_over(
+            &mut client,
+            &mut io,
+            &queue,
+            b"GET /a.php HTTP/1.1\r\nHost: h\r\n\r\n",
+        )
+        .await;
         io.write_all(b"HTTP/1.1 200 OK\r\n")
             .await
             .expect("before the cut");
