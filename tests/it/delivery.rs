@@ -615,29 +615,41 @@ async fn recipients_match_as_the_tables_collation_compares_them() {
     }
 }
 
+/// A server whose watcher ticks only every 5 s (or when asked), once it watches: another
+/// writer's row is then known only if something asks the watcher to catch up.
+async fn with_a_slow_watcher(db: &TestDb) -> TestServer {
+    let server = TestServer::start_with(db, |args| {
+        args.extend(["--watch-interval-ms".into(), "5000".into()]);
+    })
+    .await;
+    crate::support::wait_until("the watcher", || server.hub.is_watching()).await;
+    server
+}
+
+/// `AJsendmsg.php` from `sender` to `to`, which must answer `OK`.
+async fn send_ok(server: &TestServer, sender: &str, to: &str, content: &str) {
+    let sent = server
+        .post_form(
+            "/AJsendmsg.php",
+            Some(&format!("username={sender}")),
+            format!("rec={to}&content={content}").as_bytes(),
+        )
+        .await;
+    assert_eq!(sent.text(), "OK", "{content}");
+}
+
 #[tokio::test]
 async fn another_writers_older_row_is_answered_before_a_newer_row_of_ours() {
     // The legacy answered the oldest unread row by id. A row this instance writes is indexed at
     // once, another writer's only when the watcher reads it; a poll right after both must still
     // get the older one. The watcher's interval is long here, so only catching up can order them.
     let db = TestDb::with_schema().await;
-    let server = TestServer::start_with(&db, |args| {
-        args.extend(["--watch-interval-ms".into(), "5000".into()]);
-    })
-    .await;
-    crate::support::wait_until("the watcher", || server.hub.is_watching()).await;
+    let server = with_a_slow_watcher(&db).await;
     for round in 0..3 {
         let customer = format!("admin12{round}");
         db.exec(&insert(&customer, "admin", &format!("first{round}")))
             .await;
-        let sent = server
-            .post_form(
-                "/AJsendmsg.php",
-                Some("username=admin"),
-                format!("rec={customer}&content=second{round}").as_bytes(),
-            )
-            .await;
-        assert_eq!(sent.text(), "OK");
+        send_ok(&server, "admin", &customer, &format!("second{round}")).await;
         for wanted in ["first", "second"] {
             let polled = server
                 .get("/AJ05comitajax.php", Some(&format!("username={customer}")))
@@ -653,14 +665,7 @@ async fn another_writers_older_row_is_answered_before_a_newer_row_of_ours() {
     }
     // The agent stream likewise.
     db.exec(&insert("admin", "c1", "first-agent")).await;
-    let sent = server
-        .post_form(
-            "/AJsendmsg.php",
-            Some("username=c2"),
-            b"rec=admin&content=second-agent",
-        )
-        .await;
-    assert_eq!(sent.text(), "OK");
+    send_ok(&server, "c2", "admin", "second-agent").await;
     let mut stream = ResponseReader::open(server.addr, &get_request("/AJ04serve.php", None)).await;
     stream.read_head().await;
     let wanted = ["first-agent".to_owned(), "second-agent".to_owned()];
@@ -674,21 +679,9 @@ async fn a_deleted_rows_stale_entry_does_not_let_a_newer_row_overtake() {
     // agent stream's claim, which picks several rows, picks it with newer ones and must still let
     // the watcher catch up below the newest.
     let db = TestDb::with_schema().await;
-    let server = TestServer::start_with(&db, |args| {
-        args.extend(["--watch-interval-ms".into(), "5000".into()]);
-    })
-    .await;
-    crate::support::wait_until("the watcher", || server.hub.is_watching()).await;
-    let at = &server;
-    let send = |to: &'static str, content: &'static str| async move {
-        let body = format!("rec={to}&content={content}");
-        let sent = at
-            .post_form("/AJsendmsg.php", Some("username=c"), body.as_bytes())
-            .await;
-        assert_eq!(sent.text(), "OK", "{content}");
-    };
-    send("admin", "stale").await;
-    send("dave", "nudge").await;
+    let server = with_a_slow_watcher(&db).await;
+    send_ok(&server, "c", "admin", "stale").await;
+    send_ok(&server, "c", "dave", "nudge").await;
     // Dave's poll has the watcher read up to here, the stale row included.
     let nudged = server
         .get("/AJ05comitajax.php", Some("username=dave"))
@@ -696,7 +689,7 @@ async fn a_deleted_rows_stale_entry_does_not_let_a_newer_row_overtake() {
     assert!(nudged.text().contains("nudge"), "{}", nudged.text());
     db.exec("DELETE FROM msg WHERE content = 'stale'").await;
     db.exec(&insert("admin", "c", "first")).await;
-    send("admin", "second").await;
+    send_ok(&server, "c", "admin", "second").await;
     let mut stream = ResponseReader::open(server.addr, &get_request("/AJ04serve.php", None)).await;
     stream.read_head().await;
     let wanted = ["first".to_owned(), "second".to_owned()];
