@@ -265,11 +265,12 @@ async fn sigkill_mid_burst_doubles_nothing_and_loses_at_most_what_it_lands_betwe
         server.kill();
     }
     // A kill can only lose a message it lands between two writes a few microseconds apart (the
-    // COMMIT to MySQL, the response to the client); it never doubles one.
+    // COMMIT to MySQL, the response to the client), at most one per server thread (two), as the
+    // soak bounds it; it never doubles one.
     println!("over {trials} kills of {customers}-message bursts: lost {lost}, doubled {doubled}");
     assert_eq!(doubled, 0, "doubled over {trials} trials of {customers}");
     assert!(
-        lost <= trials,
+        lost <= 2 * trials,
         "lost {lost} over {trials} trials of {customers}"
     );
 }
