@@ -72,6 +72,11 @@ const SCRIPTS: &[(&str, &str)] = &[
         "stall.php",
         "<?php $f = __DIR__ . '/release-' . basename($_GET['t']); echo str_repeat('s', 20000); ob_flush(); flush(); for ($i = 0; $i < 500 && !file_exists($f); $i++) usleep(10000); echo 'end';\n",
     ),
+    // As slow.php, but waits up to a minute: long enough for a thousand polls and sends.
+    (
+        "held.php",
+        "<?php $f = __DIR__ . '/release-' . basename($_GET['t']); for ($i = 0; $i < 6000 && !file_exists($f); $i++) usleep(10000); echo 'late';\n",
+    ),
     // Stands in for the reimplemented send endpoint, to show a rollback reaches PHP.
     ("AJsendmsg.php", "<?php echo 'sent by PHP';\n"),
 ];
@@ -660,9 +665,10 @@ async fn more_requests_than_connections_wait_their_turn() {
     server.stop().await;
 }
 
-/// PHP-FPM busy (every kept-open connection held by a slow script, more requests queued for
-/// one) does not touch the chat: 200 polls park, 200 sends store, and each poll gets its
-/// message while the PHP requests still wait; those are answered once PHP goes on.
+/// PHP-FPM's pool exhausted (each of its six workers held by a slow script through our six
+/// connections, two more requests queued for one) does not touch the chat: 1,000 polls park,
+/// 1,000 sends store, and each poll gets its message while the PHP requests still wait; those
+/// are answered once PHP goes on.
 #[tokio::test]
 async fn a_busy_php_pool_leaves_the_chat_answering() {
     let php = Php::start("").await;
@@ -670,12 +676,19 @@ async fn a_busy_php_pool_leaves_the_chat_answering() {
         std::fs::copy(legacy_site().join(script), php.site().join(script)).expect("copy");
     }
     let db = TestDb::with_schema().await;
-    let server = php.server(&db, &["--php-fpm-connections", "2"]).await;
+    // As many connections as the pool has workers (`pm.max_children = 6`), and no per-address
+    // ceiling: every poll comes from this one address.
+    let server = php
+        .server(
+            &db,
+            &["--php-fpm-connections", "6", "--max-polls-per-address", "0"],
+        )
+        .await;
     let mut held = Vec::new();
-    for _ in 0..4 {
-        held.push(exchange(server.addr, &get("/slow.php?t=busy")).await);
+    for _ in 0..8 {
+        held.push(exchange(server.addr, &get("/held.php?t=busy")).await);
     }
-    const POLLS: usize = 200;
+    const POLLS: usize = 1_000;
     let polls: Vec<_> = (0..POLLS)
         .map(|i| {
             let request = get_request("/AJ05comitajax.php", Some(&format!("username=busy{i}")));
@@ -683,6 +696,15 @@ async fn a_busy_php_pool_leaves_the_chat_answering() {
         })
         .collect();
     wait_until("every poll parked", || server.hub.waiting() == POLLS).await;
+    // The pool really is exhausted: PHP's own front gets no worker either.
+    let mut beside = exchange(php.nginx_addr, &get("/pool.php")).await;
+    let served = beside
+        .read_until(Instant::now() + Duration::from_millis(200), |x| {
+            x.head.is_some()
+        })
+        .await
+        .expect("read");
+    assert!(!served, "a PHP-FPM worker was free");
     for i in 0..POLLS {
         let sent = server
             .post_form(
@@ -715,6 +737,7 @@ async fn a_busy_php_pool_leaves_the_chat_answering() {
     for waiting in held {
         assert_eq!(finish(waiting).await.body, "late");
     }
+    assert_eq!(finish(beside).await.body, "unix");
     server.stop().await;
 }
 
