@@ -95,7 +95,7 @@ fn php_fpm(config: &Config, meters: &metrics::Metrics) -> Result<Option<fastcgi:
     )?);
     tracing::info!(
         %address,
-        rolled_back = %to_php.now().names().join(", "),
+        rolled_back = %to_php.now(),
         file = ?config.endpoint_to_php_file,
         "other .php files go to PHP-FPM"
     );

@@ -58,6 +58,16 @@ impl Set {
     }
 }
 
+/// The names, comma-separated, or `none`: what the log lines show.
+impl std::fmt::Display for Set {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.names().join(", ") {
+            names if names.is_empty() => f.write_str("none"),
+            names => f.write_str(&names),
+        }
+    }
+}
+
 impl FromIterator<Endpoint> for Set {
     fn from_iter<I: IntoIterator<Item = Endpoint>>(endpoints: I) -> Set {
         endpoints.into_iter().fold(Set::default(), Set::with)
@@ -174,8 +184,8 @@ impl ToPhp {
                 self.reloads.inc();
                 tracing::info!(
                     file = %path.display(),
-                    to_php = %set.names().join(", "),
-                    was = %before.names().join(", "),
+                    to_php = %set,
+                    was = %before,
                     "the endpoints that go to PHP-FPM were re-read"
                 );
             }
@@ -184,7 +194,7 @@ impl ToPhp {
                 tracing::error!(
                     file = %path.display(),
                     %reason,
-                    kept = %self.now().names().join(", "),
+                    kept = %self.now(),
                     "the endpoint file was not used; the endpoints that go to PHP-FPM stay as they were"
                 );
             }
@@ -234,6 +244,8 @@ mod tests {
         assert_eq!(set.names(), ["AJsendmsg.php", "AJ04serve.php"]);
         assert!(set.contains(Endpoint::Send) && !set.contains(Endpoint::Poll));
         assert_eq!(parse("# nothing\n\n").expect("empty"), Set::default());
+        assert_eq!(Set::default().to_string(), "none");
+        assert_eq!(set.to_string(), "AJsendmsg.php, AJ04serve.php");
     }
 
     #[test]
