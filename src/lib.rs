@@ -150,10 +150,10 @@ pub async fn run_with_hub(
         shutdown.await;
         trigger.fire();
     });
-    let reloads = match &fpm {
-        Some(fpm) => Arc::clone(fpm.to_php()).follow_sighup(stop.clone())?,
-        None => None,
-    };
+    let reloads = fastcgi::rollback::follow_sighup(
+        fpm.as_ref().map(|fpm| Arc::clone(fpm.to_php())),
+        stop.clone(),
+    )?;
     let monitor = tokio::spawn(store.clone().monitor(stop.clone()));
     // Health answers from the first probe on; a database that is down does not stop the start.
     store.probed().await;
@@ -203,10 +203,8 @@ pub async fn run_with_hub(
             tracing::error!(%err, "the binlog follower task failed");
         }
     }
-    if let Some(reloads) = reloads {
-        if let Err(err) = reloads.await {
-            tracing::error!(%err, "the SIGHUP task failed");
-        }
+    if let Err(err) = reloads.await {
+        tracing::error!(%err, "the SIGHUP task failed");
     }
     if let Err(err) = monitor.await {
         tracing::error!(%err, "the database monitor task failed");

@@ -200,31 +200,31 @@ impl ToPhp {
             }
         }
     }
+}
 
-    /// With a file, re-reads it on every SIGHUP until `stop`. The handler is installed before
-    /// this returns, so a SIGHUP right after start-up is a reload, never the default (the end of
-    /// the process). Without a file SIGHUP keeps its default.
-    pub fn follow_sighup(
-        self: std::sync::Arc<Self>,
-        stop: Shutdown,
-    ) -> Result<Option<tokio::task::JoinHandle<()>>, Error> {
-        if self.file.is_none() {
-            return Ok(None);
-        }
-        let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-            .map_err(|err| Error::Config(format!("cannot handle SIGHUP: {err}")))?;
-        Ok(Some(tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    received = hangups.recv() => match received {
-                        Some(()) => self.reload(),
-                        None => return,
-                    },
-                    () = stop.wait() => return,
-                }
+/// Re-reads the rollback file on every SIGHUP until `stop`. The handler is installed before this
+/// returns and whatever the flags, so a SIGHUP (`systemctl reload`, or one sent to the wrong
+/// process) never ends the server and its parked polls; without a file it is logged and ignored.
+pub fn follow_sighup(
+    to_php: Option<std::sync::Arc<ToPhp>>,
+    stop: Shutdown,
+) -> Result<tokio::task::JoinHandle<()>, Error> {
+    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(|err| Error::Config(format!("cannot handle SIGHUP: {err}")))?;
+    Ok(tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                received = hangups.recv() => match (received, &to_php) {
+                    (None, _) => return,
+                    (Some(()), Some(to_php)) if to_php.file.is_some() => to_php.reload(),
+                    (Some(()), _) => tracing::warn!(
+                        "SIGHUP: nothing to re-read (it re-reads --endpoint-to-php-file, with --php-fpm)"
+                    ),
+                },
+                () = stop.wait() => return,
             }
-        })))
-    }
+        }
+    }))
 }
 
 /// The file's list, or why it cannot be used.

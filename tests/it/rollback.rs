@@ -280,3 +280,34 @@ async fn a_bad_file_keeps_the_old_list() {
         "{said}"
     );
 }
+
+/// SIGHUP never ends the server (a restart would end every open chat): without a file to re-read
+/// it is logged and ignored, and a parked poll is still answered.
+#[tokio::test]
+async fn a_sighup_without_a_file_is_ignored() {
+    let db = TestDb::with_schema().await;
+    let server = ServerProcess::start(&db.url, &[]).await;
+    let request = get_request("/AJ05comitajax.php", Some("username=cust"));
+    let poll = tokio::spawn(exchange_from(None, server.addr, request));
+    server.wait_for_waiting(1).await;
+    server.hang_up();
+    eventually(DEADLINE, "the SIGHUP to be logged", || {
+        let log = server.log_text();
+        std::future::ready(match log.contains("SIGHUP: nothing to re-read") {
+            true => Ok(()),
+            false => Err(log),
+        })
+    })
+    .await;
+    server.wait_for_waiting(1).await;
+    db.exec("INSERT INTO msg (rec, pos, content) VALUES ('cust', 'admin', 'still here')")
+        .await;
+    let raw = within(DEADLINE, "the poll's answer", poll)
+        .await
+        .expect("poll task")
+        .expect("connected");
+    assert_eq!(
+        content_of(&complete_body(&raw).expect("a whole answer")),
+        "still here"
+    );
+}
