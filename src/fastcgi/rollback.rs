@@ -157,6 +157,7 @@ impl ToPhp {
 
     /// What goes to PHP at this moment.
     pub fn now(&self) -> Set {
+        // Relaxed: the byte is the whole state, nothing else is published with it.
         Set(self.current.load(Ordering::Relaxed))
     }
 

@@ -64,7 +64,7 @@ impl LegacyFpm {
         )
         .expect("php-fpm.conf");
         let mut command = Command::new(FPM);
-        if unsafe_root() {
+        if running_as_root() {
             command.arg("-R");
         }
         let master = command
@@ -105,7 +105,7 @@ impl LegacyFpm {
 }
 
 /// php-fpm refuses to run as root without `-R`.
-fn unsafe_root() -> bool {
+fn running_as_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
