@@ -10,7 +10,7 @@
 //!   (ceilings on parked requests), `request_id` (the span every log line carries).
 //! - `endpoints/`: one module per legacy script, composing `php` and `delivery`.
 //! - `fastcgi/`: `--php-fpm`: the site's other `.php` files (and rolled-back endpoints) run on
-//!   PHP-FPM, as nginx ran them.
+//!   PHP-FPM, as nginx ran them; `rollback` says which endpoints, re-read on SIGHUP.
 //! - `delivery/`: from a message stored to a message handed over once: `mailbox` (the
 //!   endpoints' one entry), `hub` (where waiting requests park), `inbox` (the unread index),
 //!   `watcher` and `binlog` (other writers' rows), `batching` and `group_commit`.

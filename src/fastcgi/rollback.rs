@@ -13,6 +13,7 @@
 //!
 //! A file that cannot be read or names something else than the five on SIGHUP changes nothing:
 //! the old list stays and the error names the line. A good one is logged with the new list.
+//! SIGHUP is handled whatever the flags, so it never ends the server.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -182,6 +183,7 @@ impl ToPhp {
                 let set = self.fixed.union(listed);
                 let before = self.now();
                 self.set(set);
+                // Counted once the list is in place: whoever sees the count sees the new list.
                 self.reloads.inc();
                 tracing::info!(
                     file = %path.display(),
