@@ -142,6 +142,12 @@ pub struct Config {
     )]
     pub endpoint_to_php: Vec<String>,
 
+    /// A file naming more scripts to send to `--php-fpm` (one a line, `#` comments), read at
+    /// start-up and again on every SIGHUP, so a rollback and its undoing need no restart. Added
+    /// to `--endpoint-to-php`, whose scripts stay on PHP until a restart.
+    #[arg(long, env = "CHAT_ENDPOINT_TO_PHP_FILE", requires = "php_fpm")]
+    pub endpoint_to_php_file: Option<PathBuf>,
+
     /// nginx's `fastcgi_read_timeout` (ms): the longest wait for PHP-FPM (to connect, to accept
     /// the request, between two reads of its answer) before nginx's 504.
     #[arg(long, env = "CHAT_FASTCGI_READ_TIMEOUT_MS", default_value_t = 60_000)]
@@ -338,6 +344,10 @@ mod tests {
             "AJconn.php"
         ])
         .is_err());
+        assert!(
+            Config::try_parse_from(["chat-server", "--endpoint-to-php-file", "/etc/to-php"])
+                .is_err()
+        );
     }
 
     #[test]

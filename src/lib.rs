@@ -10,7 +10,7 @@
 //!   (ceilings on parked requests), `request_id` (the span every log line carries).
 //! - `endpoints/`: one module per legacy script, composing `php` and `delivery`.
 //! - `fastcgi/`: `--php-fpm`: the site's other `.php` files (and rolled-back endpoints) run on
-//!   PHP-FPM, as nginx ran them.
+//!   PHP-FPM, as nginx ran them; `rollback` says which endpoints, re-read on SIGHUP.
 //! - `delivery/`: from a message stored to a message handed over once: `mailbox` (the
 //!   endpoints' one entry), `hub` (where waiting requests park), `inbox` (the unread index),
 //!   `watcher` and `binlog` (other writers' rows), `batching` and `group_commit`.
@@ -59,8 +59,9 @@ pub use delivery::hub::Hub;
 pub use error::Error;
 pub use http::server::listen;
 
-/// The `--php-fpm` pass-through; without it, logs which `.php` files are not run today.
-fn php_fpm(config: &Config) -> Option<fastcgi::Fpm> {
+/// The `--php-fpm` pass-through; without it, logs which `.php` files are not run today. A rollback
+/// file that cannot be used stops the start.
+fn php_fpm(config: &Config, meters: &metrics::Metrics) -> Result<Option<fastcgi::Fpm>, Error> {
     let Some(address) = &config.php_fpm else {
         let declined = fastcgi::declined_scripts(&config.site);
         if !declined.is_empty() {
@@ -80,24 +81,34 @@ fn php_fpm(config: &Config) -> Option<fastcgi::Fpm> {
                 "these .php files are not run (they answer an empty page); --php-fpm would run them"
             );
         }
-        return None;
+        return Ok(None);
     };
-    let endpoints = config
+    let fixed = config
         .endpoint_to_php
         .iter()
         .filter_map(|name| site::Endpoint::named(name))
         .collect();
-    tracing::info!(%address, rolled_back = ?config.endpoint_to_php, "other .php files go to PHP-FPM");
-    Some(fastcgi::Fpm::new(fastcgi::Settings {
+    let to_php = Arc::new(fastcgi::rollback::ToPhp::new(
+        fixed,
+        config.endpoint_to_php_file.clone(),
+        meters,
+    )?);
+    tracing::info!(
+        %address,
+        rolled_back = %to_php.now(),
+        file = ?config.endpoint_to_php_file,
+        "other .php files go to PHP-FPM"
+    );
+    Ok(Some(fastcgi::Fpm::new(fastcgi::Settings {
         address,
         site: &config.site,
         base_path: config.base_path(),
         server_name: &config.server_name,
-        endpoints,
+        to_php,
         connections: config.php_fpm_connections as usize,
         read_timeout: config.fastcgi_read_timeout(),
         buffering: config.fastcgi_buffering == config::Switch::On,
-    }))
+    })))
 }
 
 /// Serves the site on `listener` until `shutdown` resolves, then drains.
@@ -124,6 +135,7 @@ pub async fn run_with_hub(
         config.db_timeout(),
     )?;
     let meters = Arc::new(metrics::Metrics::new());
+    let fpm = php_fpm(&config, &meters)?;
     let feed = delivery::binlog::Feed::new(meters.push_binlog());
     let pusher = delivery::binlog::Follower::new(
         store.clone(),
@@ -138,6 +150,10 @@ pub async fn run_with_hub(
         shutdown.await;
         trigger.fire();
     });
+    let reloads = fastcgi::rollback::follow_sighup(
+        fpm.as_ref().map(|fpm| Arc::clone(fpm.to_php())),
+        stop.clone(),
+    )?;
     let monitor = tokio::spawn(store.clone().monitor(stop.clone()));
     // Health answers from the first probe on; a database that is down does not stop the start.
     store.probed().await;
@@ -165,7 +181,6 @@ pub async fn run_with_hub(
         collation,
     );
     let guard = hardening::Guard::from_config(&config);
-    let fpm = php_fpm(&config);
     let app = Arc::new(http::routes::App {
         guard,
         fpm,
@@ -187,6 +202,9 @@ pub async fn run_with_hub(
             // its interval.
             tracing::error!(%err, "the binlog follower task failed");
         }
+    }
+    if let Err(err) = reloads.await {
+        tracing::error!(%err, "the SIGHUP task failed");
     }
     if let Err(err) = monitor.await {
         tracing::error!(%err, "the database monitor task failed");

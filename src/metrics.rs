@@ -77,6 +77,9 @@ pub struct Metrics {
     watcher_ticks: Counter,
     watcher_queries: Counter,
     push_binlog: Gauge,
+    endpoint_to_php_reloads: Counter,
+    endpoint_to_php_reload_failures: Counter,
+    endpoints_on_php: Gauge,
     send_seconds: Histogram,
     delivery_seconds: Histogram,
     sent_at: Mutex<SentAt>,
@@ -200,6 +203,21 @@ impl Metrics {
             "chat_push_binlog",
             "1 while the binary log wakes the watcher (no polling), 0 while it ticks on its interval",
         );
+        let endpoint_to_php_reloads = counter(
+            r,
+            "chat_endpoint_to_php_reloads",
+            "SIGHUPs that re-read --endpoint-to-php-file and took its list",
+        );
+        let endpoint_to_php_reload_failures = counter(
+            r,
+            "chat_endpoint_to_php_reload_failures",
+            "SIGHUPs whose --endpoint-to-php-file could not be used (the old list stayed)",
+        );
+        let endpoints_on_php = gauge(
+            r,
+            "chat_endpoints_on_php",
+            "How many of the five reimplemented scripts go to PHP-FPM now",
+        );
         let send_seconds = histogram(
             r,
             "chat_send_seconds",
@@ -227,6 +245,9 @@ impl Metrics {
             watcher_ticks,
             watcher_queries,
             push_binlog,
+            endpoint_to_php_reloads,
+            endpoint_to_php_reload_failures,
+            endpoints_on_php,
             send_seconds,
             delivery_seconds,
             sent_at: Mutex::new(SentAt::default()),
@@ -254,6 +275,16 @@ impl Metrics {
     /// The watcher ran a query.
     pub fn watcher_query(&self) {
         self.watcher_queries.inc();
+    }
+
+    /// What the rollback list keeps current: its good reloads, its refused ones, and how many
+    /// scripts go to PHP.
+    pub fn endpoint_to_php(&self) -> (Counter, Counter, Gauge) {
+        (
+            self.endpoint_to_php_reloads.clone(),
+            self.endpoint_to_php_reload_failures.clone(),
+            self.endpoints_on_php.clone(),
+        )
     }
 
     /// The gauge the binlog follower keeps at 1 while it is live.

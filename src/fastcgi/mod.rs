@@ -6,6 +6,8 @@
 //! - [`response`]: how nginx turns PHP's CGI head into an HTTP head (pure).
 //! - `record`: the FastCGI record format (pure).
 //! - `upstream`: the bounded pool of kept-open connections and the timeouts.
+//! - [`rollback`]: which of the five go to PHP now (`--endpoint-to-php`, and the file re-read on
+//!   SIGHUP).
 //!
 //! This module joins them: the request (read whole by [`crate::http::front`] within
 //! `client_max_body_size`, as nginx reads it before it contacts PHP) goes out as records; the
@@ -19,10 +21,12 @@
 pub mod params;
 mod record;
 pub mod response;
+pub mod rollback;
 mod upstream;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -45,11 +49,11 @@ pub const BUFFERED_CHUNK: usize = 8 * 1024;
 /// The operator's PHP-FPM and what goes to it.
 #[derive(Debug)]
 pub struct Fpm {
-    upstream: std::sync::Arc<Upstream>,
+    upstream: Arc<Upstream>,
     site_root: Vec<u8>,
     base_path: Vec<u8>,
     server_name: String,
-    endpoints: Vec<Endpoint>,
+    to_php: Arc<rollback::ToPhp>,
     buffering: bool,
 }
 
@@ -64,8 +68,8 @@ pub struct Settings<'a> {
     pub base_path: &'a str,
     /// `--server-name`.
     pub server_name: &'a str,
-    /// `--endpoint-to-php`.
-    pub endpoints: Vec<Endpoint>,
+    /// `--endpoint-to-php` and `--endpoint-to-php-file`.
+    pub to_php: Arc<rollback::ToPhp>,
     /// `--php-fpm-connections`.
     pub connections: usize,
     /// `--fastcgi-read-timeout-ms`.
@@ -83,7 +87,7 @@ impl Fpm {
             site_root.pop();
         }
         Fpm {
-            upstream: std::sync::Arc::new(Upstream::new(
+            upstream: Arc::new(Upstream::new(
                 Address::parse(settings.address),
                 settings.connections,
                 settings.read_timeout,
@@ -91,14 +95,20 @@ impl Fpm {
             site_root,
             base_path: settings.base_path.as_bytes().to_vec(),
             server_name: settings.server_name.to_owned(),
-            endpoints: settings.endpoints,
+            to_php: settings.to_php,
             buffering: settings.buffering,
         }
     }
 
-    /// Whether this reimplemented script is sent to PHP instead (`--endpoint-to-php`).
+    /// Whether this reimplemented script is sent to PHP instead, at this moment (the list can
+    /// change on SIGHUP; a request keeps the answer it got).
     pub fn takes(&self, endpoint: Endpoint) -> bool {
-        self.endpoints.contains(&endpoint)
+        self.to_php.takes(endpoint)
+    }
+
+    /// The rollback list, to follow SIGHUP.
+    pub fn to_php(&self) -> &Arc<rollback::ToPhp> {
+        &self.to_php
     }
 
     /// Runs the request on PHP-FPM; nginx's 502 or 504 page when that fails before PHP's head.
@@ -123,7 +133,7 @@ impl Fpm {
             Ok((head, lease, rest)) => {
                 let buffering = head.buffering.unwrap_or(self.buffering);
                 let mut reading = Reading {
-                    upstream: std::sync::Arc::clone(&self.upstream),
+                    upstream: Arc::clone(&self.upstream),
                     lease: Some(lease),
                     buffering,
                     pending: rest,
@@ -283,7 +293,7 @@ fn http_response(head: CgiHead, body: Body) -> Response<Body> {
 
 /// What the body stream carries between reads.
 struct Reading {
-    upstream: std::sync::Arc<Upstream>,
+    upstream: Arc<Upstream>,
     /// The connection until PHP's answer ended (or failed).
     lease: Option<Lease>,
     buffering: bool,

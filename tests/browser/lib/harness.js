@@ -8,11 +8,14 @@
 //                     the MariaDB server to create scratch databases on (default root@127.0.0.1:3306)
 //   E2E_DELIVERY_TIMEOUT_MS
 //                     how long any one wait on the pages may take before the test fails (default 15000)
+//   E2E_PHP_FPM       php-fpm, for scenarios that run PHP (default /usr/sbin/php-fpm8.2, Debian's
+//                     php8.2-fpm, with php8.2-mysql for the legacy scripts)
 
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -32,6 +35,9 @@ export const resultsDir = path.join(repoRoot, 'tests', 'browser', 'test-results'
 
 const serverBin = path.resolve(repoRoot, process.env.CHAT_SERVER_BIN ?? 'target/release/chat-server');
 const chromiumPath = process.env.E2E_CHROMIUM ?? '/usr/bin/chromium';
+const phpFpmPath = process.env.E2E_PHP_FPM ?? '/usr/sbin/php-fpm8.2';
+// Debian's production php.ini for FPM, as compat/legacy-up uses it.
+const phpFpmIni = '/etc/php/8.2/fpm/php.ini';
 const db = {
   host: process.env.E2E_DB_HOST ?? '127.0.0.1',
   port: Number(process.env.E2E_DB_PORT ?? 3306),
@@ -179,13 +185,12 @@ async function startServer(database, logPath, extraArgs = []) {
     if (outcome.ok) {
       return {
         baseUrl,
+        /** Sends `signal` to the server's pid (SIGHUP re-reads --endpoint-to-php-file). */
+        signal(name) {
+          if (!child.kill(name)) throw new Error(`could not send ${name} to chat-server (pid ${child.pid})`);
+        },
         async stop() {
-          if (child.exitCode === null && child.signalCode === null) {
-            child.kill('SIGTERM');
-            const timer = setTimeout(kill, DEADLINE_MS);
-            await exited;
-            clearTimeout(timer);
-          }
+          await stopChild(child, exited);
           emergency.delete(kill);
         },
       };
@@ -197,6 +202,93 @@ async function startServer(database, logPath, extraArgs = []) {
       : `chat-server not healthy within ${DEADLINE_MS} ms: ${outcome.timeout}`;
   }
   throw new Error(`${lastError}; log:\n${tail(logPath)}`);
+}
+
+/** Waits for a child's exit after `signal`, then SIGKILL if it ignored it for DEADLINE_MS. */
+async function stopChild(child, exited, signal = 'SIGTERM') {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.kill(signal);
+  const timer = setTimeout(() => child.kill('SIGKILL'), DEADLINE_MS);
+  await exited;
+  clearTimeout(timer);
+}
+
+/**
+ * The legacy PHP of the scenario's own: a scratch copy of compat/legacy-site whose AJconn.php
+ * uses `database` (the sed of compat/fuzz-live), plus the `fixtures` (file names under
+ * tests/browser/fixtures/, copied beside the legacy pages), served by a php-fpm started by pid
+ * and configured as compat/legacy-up configures it: Debian's production php.ini, a static pool,
+ * the mysql_* shim (compat/php/mysql.php) auto-prepended. Sessions are kept in the run directory.
+ * Resolves to { site, socket, stop }.
+ */
+async function startPhpFpm(database, fixtures, logPath) {
+  if (!fs.existsSync(phpFpmPath)) {
+    throw new Error(`no php-fpm at ${phpFpmPath}: tests/browser/run installs php8.2-fpm and php8.2-mysql`);
+  }
+  const run = fs.mkdtempSync(path.join(os.tmpdir(), 'chat-e2e-php-'));
+  const removeRun = () => fs.rmSync(run, { recursive: true, force: true });
+  const site = path.join(run, 'site');
+  fs.cpSync(path.join(repoRoot, 'compat', 'legacy-site'), site, { recursive: true });
+  const conn = path.join(site, 'AJconn.php');
+  const original = fs.readFileSync(conn, 'utf8');
+  if (!original.includes('use test')) throw new Error(`${conn} has no 'use test' to rewrite`);
+  fs.writeFileSync(conn, original.replace('use test', `use ${database}`));
+  for (const fixture of fixtures) {
+    fs.copyFileSync(path.join(repoRoot, 'tests', 'browser', 'fixtures', fixture), path.join(site, fixture));
+  }
+  fs.mkdirSync(path.join(run, 'sessions'));
+  const socket = path.join(run, 'php-fpm.sock');
+  const { username } = os.userInfo();
+  const group = spawnSync('id', ['-gn'], { encoding: 'utf8' }).stdout.trim();
+  const shim = path.join(repoRoot, 'compat', 'php', 'mysql.php');
+  fs.writeFileSync(
+    path.join(run, 'php-fpm.conf'),
+    [
+      '; Written by tests/browser/lib/harness.js, as compat/legacy-up writes its pool.',
+      '[global]',
+      `error_log = ${run}/php-fpm.log`,
+      'daemonize = no',
+      '',
+      '[legacy]',
+      `user = ${username}`,
+      `group = ${group}`,
+      `listen = ${socket}`,
+      'listen.mode = 0660',
+      'pm = static',
+      'pm.max_children = 6',
+      'catch_workers_output = yes',
+      `php_admin_value[auto_prepend_file] = ${shim}`,
+      `php_admin_value[error_log] = ${run}/php-errors.log`,
+      `php_admin_value[session.save_path] = ${run}/sessions`,
+      '',
+    ].join('\n'),
+  );
+  const log = fs.openSync(logPath, 'a');
+  const args = [...(process.getuid() === 0 ? ['-R'] : []), '-F', '-c', phpFpmIni, '-y', path.join(run, 'php-fpm.conf')];
+  const child = spawn(phpFpmPath, args, { stdio: ['ignore', log, log] });
+  fs.closeSync(log);
+  const kill = () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    removeRun();
+  };
+  emergency.add(kill);
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const stop = async () => {
+    // TERM to the master ends its workers at once, legacy long polls included.
+    await stopChild(child, exited);
+    emergency.delete(kill);
+    removeRun();
+  };
+  try {
+    await waitFor(`php-fpm's socket ${socket}`, () => {
+      if (child.exitCode !== null) throw new Error(`php-fpm exited (${child.exitCode}); see ${run}/php-fpm.log`);
+      return fs.existsSync(socket);
+    });
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { site, socket, run, stop };
 }
 
 function tail(file, lines = 40) {
@@ -216,12 +308,15 @@ function tail(file, lines = 40) {
  * `expectedErrors`, the HTTP errors a scenario provokes on purpose and checks itself, as
  * `{ role, url }` (either may be left out; `url` is a substring); `tolerate`, patterns of page
  * errors a scenario expects and proves harmless; `baseUrl`, a running site to use instead (a
- * load balancer in front of several instances): then no database or server is started.
+ * load balancer in front of several instances): then no database or server is started;
+ * `php`, to run PHP beside the server (`{ fixtures: ['login.php', …] }`): a php-fpm of the
+ * scenario's own (startPhpFpm), the server started with `--site` its scratch docroot,
+ * `--php-fpm` its socket and `--endpoint-to-php-file` an empty list, which `flipToPhp` changes.
  */
 export async function openScenario(
   t,
   label,
-  { serverArgs = [], expectedErrors = [], tolerate = [], baseUrl: external } = {},
+  { serverArgs = [], expectedErrors = [], tolerate = [], baseUrl: external, php } = {},
 ) {
   const cleanups = [];
   const problems = [];
@@ -248,10 +343,19 @@ export async function openScenario(
 
   let server = { baseUrl: external };
   let database = { name: undefined };
+  let endpointFile;
   if (!external) {
     database = createDatabase(label);
     cleanups.push(() => database.drop());
-    server = await startServer(database.name, logPath, serverArgs);
+    const args = [...serverArgs];
+    if (php) {
+      const fpm = await startPhpFpm(database.name, php.fixtures ?? [], path.join(dir, 'php-fpm.log'));
+      cleanups.push(() => fpm.stop());
+      endpointFile = path.join(fpm.run, 'endpoint-to-php');
+      fs.writeFileSync(endpointFile, '# every endpoint on chat-server\n');
+      args.push('--site', fpm.site, '--php-fpm', fpm.socket, '--endpoint-to-php-file', endpointFile);
+    }
+    server = await startServer(database.name, logPath, args);
     cleanups.push(() => server.stop());
   }
   const browser = await chromium.launch({
@@ -298,6 +402,17 @@ export async function openScenario(
     });
   }
 
+  /** A counter or gauge from the server's /.chat-server/metrics. */
+  async function metric(name) {
+    const response = await fetch(new URL('.chat-server/metrics', server.baseUrl), {
+      signal: AbortSignal.timeout(DEADLINE_MS),
+    });
+    const text = await response.text();
+    const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+    if (!line) throw new Error(`no ${name} in the metrics:\n${text}`);
+    return Number(line.slice(name.length + 1));
+  }
+
   let customers = 0;
   return {
     baseUrl: server.baseUrl,
@@ -321,6 +436,25 @@ export async function openScenario(
     /** The agent, on AJ04custserv.php, in `context` (a new one when omitted). */
     async openAgent(context) {
       return AgentPage.open(context ?? (await newContext('agent')));
+    },
+    metric,
+    /**
+     * Sends exactly `names` (e.g. ['AJsendmsg.php'], or [] for none) to PHP-FPM from now on: writes
+     * the --endpoint-to-php-file, sends SIGHUP, and waits until the server has re-read it.
+     */
+    async flipToPhp(names) {
+      if (!endpointFile) throw new Error('flipToPhp needs openScenario(…, { php: … })');
+      const before = await metric('chat_endpoint_to_php_reloads_total');
+      fs.writeFileSync(endpointFile, `# written by the scenario\n${names.map((n) => `${n}\n`).join('')}`);
+      server.signal('SIGHUP');
+      await waitFor('the server to re-read the endpoint file', async () => {
+        if ((await metric('chat_endpoint_to_php_reload_failures_total')) > 0) {
+          throw new Error(`the server refused the endpoint file; log:\n${tail(logPath)}`);
+        }
+        return (await metric('chat_endpoint_to_php_reloads_total')) > before;
+      });
+      const onPhp = await metric('chat_endpoints_on_php');
+      if (onPhp !== names.length) throw new Error(`${onPhp} endpoints on PHP after flipping to ${names}`);
     },
     /** Prints one measured latency and appends it to test-results/latencies.jsonl. */
     report(direction, ms, note = '') {

@@ -5,6 +5,7 @@
 //! The database server comes from `TEST_MYSQL_URL` (default `mysql://root@127.0.0.1:3306`).
 //! When it is unreachable the tests fail loudly; they never skip.
 
+pub mod legacy_fpm;
 pub mod mariadb;
 pub mod process;
 

@@ -1,9 +1,9 @@
-//! The server as a process of its own, so a test can SIGKILL or SIGTERM it and start it again on
-//! the same port, and a raw client that never panics on a cut connection: what a browser holds
+//! The server as a process of its own, so a test can SIGKILL, SIGTERM or SIGHUP it, read its log
+//! and start it again on the same port, and a raw client that never panics on a cut connection: what a browser holds
 //! when the server dies under it.
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -17,6 +17,8 @@ pub struct ServerProcess {
     pub addr: SocketAddr,
     args: Vec<String>,
     database_url: String,
+    /// Its stdout: warnings and errors, and `fastcgi`'s information lines (the rollback list).
+    log: tempfile::NamedTempFile,
 }
 
 impl ServerProcess {
@@ -32,6 +34,7 @@ impl ServerProcess {
     }
 
     async fn start_at(addr: SocketAddr, database_url: &str, args: Vec<String>) -> ServerProcess {
+        let log = tempfile::NamedTempFile::new().expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
             .args([
                 "--listen",
@@ -42,8 +45,8 @@ impl ServerProcess {
             .args(["--site", legacy_site().to_str().expect("utf8 path")])
             .args(["--watch-interval-ms", "50", "--max-polls-per-address", "0"])
             .args(&args)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
+            .env("RUST_LOG", "warn,chat_server::fastcgi=info")
+            .stdout(log.reopen().expect("log handle"))
             .spawn()
             .expect("start chat-server");
         let server = ServerProcess {
@@ -51,6 +54,7 @@ impl ServerProcess {
             addr,
             args,
             database_url: database_url.to_owned(),
+            log,
         };
         let started = &server;
         eventually(DEADLINE, "the server's metrics", || async move {
@@ -93,6 +97,20 @@ impl ServerProcess {
             },
         )
         .await
+    }
+
+    /// What it has logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(self.log.path()).expect("read the server's log")
+    }
+
+    /// SIGHUP, as `systemctl reload` would send it.
+    pub fn hang_up(&self) {
+        let status = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .expect("kill -HUP");
+        assert!(status.success(), "SIGHUP delivered");
     }
 
     /// SIGKILL: no drain, no rollback from our side; only MySQL's own cleanup.
