@@ -125,7 +125,7 @@ async fn route(
     let Some(relative) = strip_base(app.config.base_path().as_bytes(), path) else {
         return error_page(StatusCode::NOT_FOUND);
     };
-    let resource = app.site.resolve(relative).await;
+    let resource = app.site.resolve(relative);
     if let Some(fpm) = &app.fpm {
         // nginx's `location ~ \.php$`: case-sensitive, on the whole `$uri`.
         let to_php = match resource {
@@ -170,7 +170,10 @@ async fn route(
             }
             response
         }
-        Resource::OtherScript(printed) => files::other_script(app.config.php, printed),
+        Resource::OtherScript(script) => match Site::printed(&script).await {
+            Some(printed) => files::other_script(app.config.php, printed),
+            None => error_page(StatusCode::NOT_FOUND),
+        },
         Resource::File(file, content_type) => {
             files::static_file(&request.head, &file, content_type).await
         }
