@@ -95,6 +95,7 @@ fn php_fpm(config: &Config) -> Option<fastcgi::Fpm> {
         server_name: &config.server_name,
         endpoints,
         connections: config.php_fpm_connections as usize,
+        keep_idle: config.php_fpm_idle(),
         read_timeout: config.fastcgi_read_timeout(),
         buffering: config.fastcgi_buffering == config::Switch::On,
     }))

@@ -5,7 +5,8 @@
 //! - [`params`]: what nginx tells PHP about the request (pure).
 //! - [`response`]: how nginx turns PHP's CGI head into an HTTP head (pure).
 //! - `record`: the FastCGI record format (pure).
-//! - `upstream`: the bounded pool of kept-open connections and the timeouts.
+//! - `upstream`: the bounded pool of kept-open connections (closed once idle a while) and the
+//!   timeouts.
 //!
 //! This module joins them: the request (read whole by [`crate::http::front`] within
 //! `client_max_body_size`, as nginx reads it before it contacts PHP) goes out as records; the
@@ -68,6 +69,8 @@ pub struct Settings<'a> {
     pub endpoints: Vec<Endpoint>,
     /// `--php-fpm-connections`.
     pub connections: usize,
+    /// `--php-fpm-idle-ms`.
+    pub keep_idle: Duration,
     /// `--fastcgi-read-timeout-ms`.
     pub read_timeout: Duration,
     /// `--fastcgi-buffering`.
@@ -85,8 +88,11 @@ impl Fpm {
         Fpm {
             upstream: std::sync::Arc::new(Upstream::new(
                 Address::parse(settings.address),
-                settings.connections,
-                settings.read_timeout,
+                upstream::Bounds {
+                    size: settings.connections,
+                    timeout: settings.read_timeout,
+                    keep_idle: settings.keep_idle,
+                },
             )),
             site_root,
             base_path: settings.base_path.as_bytes().to_vec(),
