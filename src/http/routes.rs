@@ -140,7 +140,11 @@ async fn route(
     let peer = peer.ip();
     match resource {
         Resource::Endpoint(endpoint, script) => {
-            let mut php = php_request(&request, app);
+            let Ok(body) = request.body.bytes().await else {
+                // A temporary file that cannot be read back: what nginx answers for one.
+                return error_page(StatusCode::INTERNAL_SERVER_ERROR);
+            };
+            let mut php = php_request(&request, &body, app);
             if let Some(guard) = &app.guard {
                 if let Some(refused) = guard.admit(endpoint, &header_map(&request.head), &php) {
                     return refused;
@@ -224,18 +228,18 @@ fn header_map(head: &crate::nginx::head::Head) -> hyper::HeaderMap {
     map
 }
 
-/// Decodes cookies and, for a form POST, the body, as PHP would.
-fn php_request(request: &Request, app: &App) -> PhpRequest {
+/// Decodes cookies and, for a form POST, the body (`request`'s, read whole), as PHP would.
+fn php_request(request: &Request, body: &[u8], app: &App) -> PhpRequest {
     let version = app.config.php;
     let head = &request.head;
     let cookies = cookie::parse(head.last("cookie").unwrap_or_default(), version);
     let content_type = head.first("content-type");
     let post = if form::is_form_post(&head.method, content_type) {
-        form::parse(&request.body, version)
+        form::parse(body, version)
     } else if let Some(content_type) =
         content_type.filter(|ct| head.method == "POST" && multipart::is_multipart(ct))
     {
-        multipart::parse(&request.body, content_type, &multipart::Limits::default())
+        multipart::parse(body, content_type, &multipart::Limits::default())
     } else {
         Default::default()
     };

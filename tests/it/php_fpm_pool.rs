@@ -1,10 +1,14 @@
-//! `--php-fpm`'s kept-open connections and a PHP-FPM pool shared with another client (nginx
-//! during a migration): each idle connection holds an FPM worker, so once our traffic stops
-//! they must be closed, or the other client waits for ever.
+//! What `--php-fpm` holds while requests wait on a small PHP-FPM pool:
 //!
-//! The other client here is a bare FastCGI request straight to the pool's socket, as nginx
-//! sends one. php-fpm8.2 must be installed (`scripts/setup`); each test starts its own in a
-//! temporary directory and stops it by its pid.
+//! - FPM workers: each idle kept-open connection holds one, so once our traffic stops they must
+//!   be closed, or another client sharing the pool (nginx during a migration) waits for ever.
+//!   The other client here is a bare FastCGI request straight to the pool's socket, as nginx
+//!   sends one.
+//! - Memory: bodies waiting for a worker are kept as nginx keeps them, 16k in memory and the
+//!   rest in a temporary file, so many parallel uploads do not add up in memory.
+//!
+//! php-fpm8.2 must be installed (`scripts/setup`); each test starts its own in a temporary
+//! directory and stops it by its pid.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -13,7 +17,8 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
-use crate::support::{wait_until, within, TestDb, TestServer, DEADLINE};
+use crate::support::process::ServerProcess;
+use crate::support::{eventually, wait_until, within, RawResponse, TestDb, TestServer, DEADLINE};
 
 const FPM: &str = "/usr/sbin/php-fpm8.2";
 /// Workers in the pool, and our connections to it.
@@ -44,6 +49,12 @@ impl Pool {
         )
         .expect("hold.php");
         std::fs::write(site.join("hello.php"), "<?php echo 'hello';\n").expect("hello.php");
+        // Waits for the test (5 s at most), then says what arrived.
+        std::fs::write(
+            site.join("upload.php"),
+            "<?php for ($i = 0; $i < 500 && !file_exists(__DIR__ . '/release'); $i++) usleep(10000); $in = file_get_contents('php://input'); echo strlen($in), ' ', md5($in);\n",
+        )
+        .expect("upload.php");
         let user = output("id", &["-un"]);
         let group = output("id", &["-gn"]);
         let conf = dir.path().join("fpm.conf");
@@ -231,4 +242,134 @@ async fn once_our_traffic_stops_another_client_gets_a_worker() {
     let still = server.get("/hello.php", None).await;
     assert_eq!((still.status, still.text()), (200, "hello".to_owned()));
     server.stop().await;
+}
+
+/// Uploads at once, each of a megabyte (the default `client_max_body_size`).
+const UPLOADS: usize = 24;
+const UPLOAD_BYTES: usize = 1024 * 1024;
+
+/// An upload of `body` to `upload.php`, with a length or (`chunked`) in 64k chunks.
+fn upload_request(body: &[u8], chunked: bool) -> Vec<u8> {
+    let framing = if chunked {
+        "Transfer-Encoding: chunked".to_owned()
+    } else {
+        format!("Content-Length: {}", body.len())
+    };
+    let mut raw = format!(
+        "POST /upload.php HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/octet-stream\r\n{framing}\r\nConnection: close\r\n\r\n"
+    )
+    .into_bytes();
+    if !chunked {
+        raw.extend_from_slice(body);
+        return raw;
+    }
+    for chunk in body.chunks(65536) {
+        raw.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        raw.extend_from_slice(chunk);
+        raw.extend_from_slice(b"\r\n");
+    }
+    raw.extend_from_slice(b"0\r\n\r\n");
+    raw
+}
+
+/// `VmHWM` (the most resident memory so far) of a process, in bytes.
+fn peak_memory(pid: u32) -> usize {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let kb: usize = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM");
+    kb * 1024
+}
+
+/// The unlinked temporary files a process holds open.
+fn spooled_bodies(pid: u32) -> usize {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return 0;
+    };
+    let temp = std::env::temp_dir();
+    fds.flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .filter(|target| {
+            target.starts_with(&temp) && target.to_string_lossy().ends_with(" (deleted)")
+        })
+        .count()
+}
+
+/// Megabyte uploads, some chunked, all waiting at once for a pool of two workers: each waits in
+/// a temporary file, the server's memory grows by far less than the uploads it holds, and PHP
+/// gets every body whole.
+#[tokio::test]
+async fn parallel_uploads_wait_in_files_not_in_memory() {
+    let db = TestDb::with_schema().await;
+    let pool = Pool::start().await;
+    let site = pool.site().display().to_string();
+    let socket = pool.socket();
+    let connections = WORKERS.to_string();
+    let server = ServerProcess::start(
+        &db.url,
+        &[
+            "--site",
+            &site,
+            "--php-fpm",
+            &socket,
+            "--php-fpm-connections",
+            &connections,
+        ],
+    )
+    .await;
+    let pid = server.pid();
+    let release = pool.site().join("release");
+    std::fs::write(&release, "").expect("release");
+    let small = RawResponse::exchange(server.addr, &upload_request(b"warm", false)).await;
+    assert_eq!(small.text(), format!("4 {}", md5_hex(b"warm")));
+    std::fs::remove_file(&release).expect("hold again");
+    let before = peak_memory(pid);
+
+    let body: Vec<u8> = (0..UPLOAD_BYTES).map(|n| (n % 253) as u8).collect();
+    let requests: Vec<Vec<u8>> = (0..UPLOADS)
+        .map(|n| upload_request(&body, n % 3 == 0))
+        .collect();
+    let uploads = futures_util::future::join_all(
+        requests
+            .iter()
+            .map(|raw| RawResponse::exchange(server.addr, raw)),
+    );
+    let held = async {
+        eventually(DEADLINE * 3, "every upload in a temporary file", || {
+            let spooled = spooled_bodies(pid);
+            std::future::ready(if spooled >= UPLOADS {
+                Ok(())
+            } else {
+                Err(format!("{spooled} files"))
+            })
+        })
+        .await;
+        let grown = peak_memory(pid).saturating_sub(before);
+        std::fs::write(&release, "").expect("release");
+        grown
+    };
+    let (answers, grown) = tokio::join!(uploads, held);
+    assert!(
+        grown < UPLOADS * UPLOAD_BYTES / 2,
+        "the server's peak memory grew by {grown} bytes holding {UPLOADS} uploads of {UPLOAD_BYTES}"
+    );
+    let expected = format!("{UPLOAD_BYTES} {}", md5_hex(&body));
+    for answer in answers {
+        assert_eq!((answer.status, answer.text()), (200, expected.clone()));
+    }
+}
+
+/// PHP's `md5()` of `data`, from PHP itself (no MD5 in the test's dependencies).
+fn md5_hex(data: &[u8]) -> String {
+    let mut php = Command::new("php8.2")
+        .args(["-r", "echo md5(stream_get_contents(STDIN));"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("php8.2");
+    std::io::Write::write_all(&mut php.stdin.take().expect("stdin"), data).expect("write");
+    let output = php.wait_with_output().expect("php8.2's answer");
+    String::from_utf8(output.stdout).expect("hex")
 }
