@@ -164,6 +164,13 @@ pub struct Config {
     #[arg(long, env = "CHAT_PHP_FPM_CONNECTIONS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     pub php_fpm_connections: u32,
 
+    /// How long (ms) a connection to `--php-fpm` is kept open without a request. An idle
+    /// connection holds a PHP-FPM worker that nginx, sharing the pool, cannot have meanwhile;
+    /// steady traffic reuses its connections long before this. `0` closes each after its
+    /// answer, as nginx without `fastcgi_keep_conn`.
+    #[arg(long, env = "CHAT_PHP_FPM_IDLE_MS", default_value_t = 100)]
+    pub php_fpm_idle_ms: u64,
+
     /// nginx's `server_name`, passed to PHP as `SERVER_NAME` (empty: a server block without one).
     #[arg(long, env = "CHAT_SERVER_NAME", default_value = "")]
     pub server_name: String,
@@ -269,6 +276,11 @@ impl Config {
     /// See [`Config::fastcgi_read_timeout_ms`].
     pub fn fastcgi_read_timeout(&self) -> Duration {
         Duration::from_millis(self.fastcgi_read_timeout_ms.max(1))
+    }
+
+    /// See [`Config::php_fpm_idle_ms`].
+    pub fn php_fpm_idle(&self) -> Duration {
+        Duration::from_millis(self.php_fpm_idle_ms)
     }
 
     /// See [`Config::shutdown_grace_ms`].

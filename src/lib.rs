@@ -106,6 +106,7 @@ fn php_fpm(config: &Config, meters: &metrics::Metrics) -> Result<Option<fastcgi:
         server_name: &config.server_name,
         to_php,
         connections: config.php_fpm_connections as usize,
+        keep_idle: config.php_fpm_idle(),
         read_timeout: config.fastcgi_read_timeout(),
         buffering: config.fastcgi_buffering == config::Switch::On,
     })))

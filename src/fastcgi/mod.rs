@@ -5,12 +5,14 @@
 //! - [`params`]: what nginx tells PHP about the request (pure).
 //! - [`response`]: how nginx turns PHP's CGI head into an HTTP head (pure).
 //! - `record`: the FastCGI record format (pure).
-//! - `upstream`: the bounded pool of kept-open connections and the timeouts.
+//! - `upstream`: the bounded pool of kept-open connections (closed once idle a while) and the
+//!   timeouts.
 //! - [`rollback`]: which of the five go to PHP now (`--endpoint-to-php`, and the file re-read on
 //!   SIGHUP).
 //!
 //! This module joins them: the request (read whole by [`crate::http::front`] within
-//! `client_max_body_size`, as nginx reads it before it contacts PHP) goes out as records; the
+//! `client_max_body_size`, as nginx reads it before it contacts PHP; past 16k from its temporary
+//! file, a [`BODY_PIECE`] at a time) goes out as records; the
 //! answer comes back as a streamed body, never held whole: nginx's buffering is kept (output
 //! leaves in [`BUFFERED_CHUNK`] pieces, or at the end) unless PHP sends
 //! `X-Accel-Buffering: no` or the operator's nginx had `fastcgi_buffering off`
@@ -35,6 +37,7 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use hyper::{Response, StatusCode};
 
+use crate::http::body::RequestBody;
 use crate::http::front::{Cutter, Request};
 use crate::php::script::{Printed, Script};
 use crate::response::{error_page, Body};
@@ -45,6 +48,10 @@ use upstream::{Address, Event, Failure, Lease, Upstream};
 /// How much buffered output is collected before it is sent: nginx's
 /// `fastcgi_busy_buffers_size` (two 4k buffers), after which it starts writing to the client.
 pub const BUFFERED_CHUNK: usize = 8 * 1024;
+
+/// How much of a body in a temporary file is read and sent at a time: nginx's
+/// `client_body_buffer_size`, the memory the body took while it arrived.
+const BODY_PIECE: usize = crate::http::body::BODY_BUFFER;
 
 /// The operator's PHP-FPM and what goes to it.
 #[derive(Debug)]
@@ -72,6 +79,8 @@ pub struct Settings<'a> {
     pub to_php: Arc<rollback::ToPhp>,
     /// `--php-fpm-connections`.
     pub connections: usize,
+    /// `--php-fpm-idle-ms`.
+    pub keep_idle: Duration,
     /// `--fastcgi-read-timeout-ms`.
     pub read_timeout: Duration,
     /// `--fastcgi-buffering`.
@@ -89,8 +98,11 @@ impl Fpm {
         Fpm {
             upstream: Arc::new(Upstream::new(
                 Address::parse(settings.address),
-                settings.connections,
-                settings.read_timeout,
+                upstream::Bounds {
+                    size: settings.connections,
+                    timeout: settings.read_timeout,
+                    keep_idle: settings.keep_idle,
+                },
             )),
             site_root,
             base_path: settings.base_path.as_bytes().to_vec(),
@@ -129,7 +141,10 @@ impl Fpm {
             server_name: &self.server_name,
         };
         let records = encode(&params::params(&context), &request.body);
-        match self.exchange(&records, &request.head.method).await {
+        match self
+            .exchange(&records, &request.body, &request.head.method)
+            .await
+        {
             Ok((head, lease, rest)) => {
                 let buffering = head.buffering.unwrap_or(self.buffering);
                 let mut reading = Reading {
@@ -159,12 +174,13 @@ impl Fpm {
     async fn exchange(
         &self,
         records: &[u8],
+        body: &RequestBody,
         method: &str,
     ) -> Result<(CgiHead, Lease, Vec<u8>), Failure> {
         let mut lease = self.upstream.lease().await?;
         let retry = !matches!(method, "POST" | "LOCK" | "PATCH");
         loop {
-            match read_head(&mut lease, records).await {
+            match read_head(&mut lease, records, body).await {
                 Ok((head, rest)) => return Ok((head, lease, rest)),
                 Err((Failure::Broken(_), false)) if lease.reused && retry => {
                     lease = self.upstream.reopen(lease).await?;
@@ -189,15 +205,14 @@ fn failed(failure: Failure) -> Response<Body> {
     }
 }
 
-/// Sends `records` and reads until PHP's head is complete. The error says whether any output
+/// Sends the request and reads until PHP's head is complete. The error says whether any output
 /// arrived (then no second attempt is made).
 async fn read_head(
     lease: &mut Lease,
     records: &[u8],
+    body: &RequestBody,
 ) -> Result<(CgiHead, Vec<u8>), (Failure, bool)> {
-    lease
-        .connection
-        .send(records)
+    send_request(lease, records, body)
         .await
         .map_err(|failure| (failure, false))?;
     let mut output = Vec::new();
@@ -234,17 +249,49 @@ async fn read_head(
     }
 }
 
-/// The whole request as records: begin (keep the connection), the parameters, the body.
-fn encode(params: &[(Vec<u8>, Vec<u8>)], body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(1024 + body.len() + body.len() / record::MAX_CONTENT * 16);
+/// The request as records: begin (keep the connection), the parameters, and the body when it
+/// is in memory (see [`send_request`] for one in a file).
+fn encode(params: &[(Vec<u8>, Vec<u8>)], body: &RequestBody) -> Vec<u8> {
+    let in_memory = match body {
+        RequestBody::Memory(bytes) => bytes.len(),
+        RequestBody::Spooled { .. } => 0,
+    };
+    let mut out = Vec::with_capacity(1024 + in_memory + in_memory / record::MAX_CONTENT * 16);
     record::begin_request(&mut out, true);
     record::params(
         &mut out,
         params.iter().map(|(name, value)| (&name[..], &value[..])),
     );
-    record::push_stream(&mut out, record::STDIN, body);
-    record::push(&mut out, record::STDIN, b"");
+    if let RequestBody::Memory(bytes) = body {
+        record::push_stream(&mut out, record::STDIN, bytes);
+        record::push(&mut out, record::STDIN, b"");
+    }
     out
+}
+
+/// Writes `records` ([`encode`]); a body in a temporary file follows, read and sent a
+/// [`BODY_PIECE`] at a time, then the end of stdin.
+async fn send_request(
+    lease: &mut Lease,
+    records: &[u8],
+    body: &RequestBody,
+) -> Result<(), Failure> {
+    lease.connection.send(records).await?;
+    if let RequestBody::Memory(_) = body {
+        return Ok(());
+    }
+    let mut out = Vec::with_capacity(BODY_PIECE + 64);
+    let mut offset = 0;
+    while offset < body.len() {
+        let piece = body.chunk(offset, BODY_PIECE).await?;
+        offset += piece.len();
+        out.clear();
+        record::push_stream(&mut out, record::STDIN, &piece);
+        lease.connection.send(&out).await?;
+    }
+    out.clear();
+    record::push(&mut out, record::STDIN, b"");
+    lease.connection.send(&out).await
 }
 
 /// The HTTP head nginx writes for PHP's: `Content-Type` first (nginx writes it in its fixed

@@ -8,8 +8,9 @@
 //! up to ~400 KiB of head where nginx stops at 1k + 4 × 8k. So each connection gets a reader
 //! task here that parses with [`crate::nginx`] and keeps at most nginx's buffers of head:
 //!
-//! - an accepted request is read whole (nginx reads a body before it contacts PHP-FPM) and put
-//!   in the connection's queue as a [`Ticket`]; hyper then gets a tiny, always-valid stand-in
+//! - an accepted request is read whole (nginx reads a body before it contacts PHP-FPM; past
+//!   16k it goes to a temporary file, see [`crate::http::body`]) and put in the connection's
+//!   queue as a [`Ticket`]; hyper then gets a tiny, always-valid stand-in
 //!   request (`GET / HTTP/1.1`, `HEAD` for `HEAD`, with the keep-alive decision) and the service
 //!   takes the ticket that belongs to it. hyper still writes every response, so framing,
 //!   keep-alive and graceful shutdown stay hyper's;
@@ -35,6 +36,7 @@ use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio::time::{timeout_at, Instant};
 
+use crate::http::body::{RequestBody, Spooler, BODY_BUFFER};
 use crate::nginx::chunked::{Decoder, Fed};
 use crate::nginx::head::{
     is_head_request, Head, HeadParser, Progress, CLIENT_HEADER_BUFFER, MAX_HEAD_BYTES,
@@ -74,7 +76,7 @@ pub struct Request {
     /// Method, target, headers as nginx passed them on.
     pub head: Head,
     /// The body (`php://input`).
-    pub body: Bytes,
+    pub body: RequestBody,
 }
 
 /// What the service answers.
@@ -389,10 +391,7 @@ impl Reader {
             self.read_exact_body(usize::try_from(length).unwrap_or(usize::MAX))
                 .await?
         };
-        Ok(Request {
-            head,
-            body: Bytes::from(body),
-        })
+        Ok(Request { head, body })
     }
 
     async fn read_body_bytes(&mut self) -> Result<(), Stop> {
@@ -403,25 +402,44 @@ impl Reader {
         }
     }
 
-    async fn read_exact_body(&mut self, length: usize) -> Result<Vec<u8>, Stop> {
-        while self.buf.len() < length {
+    async fn read_exact_body(&mut self, length: usize) -> Result<RequestBody, Stop> {
+        if length <= BODY_BUFFER {
+            while self.buf.len() < length {
+                self.read_body_bytes().await?;
+            }
+            let rest = self.buf.split_off(length);
+            let body = std::mem::replace(&mut self.buf, rest);
+            return Ok(RequestBody::Memory(Bytes::from(body)));
+        }
+        let mut spooler = Spooler::default();
+        let mut left = length;
+        loop {
+            let take = left.min(self.buf.len());
+            spooler.push(&self.buf[..take]).map_err(spool_failed)?;
+            self.buf.drain(..take);
+            left -= take;
+            if left == 0 {
+                return spooler.finish().map_err(spool_failed);
+            }
             self.read_body_bytes().await?;
         }
-        let rest = self.buf.split_off(length);
-        Ok(std::mem::replace(&mut self.buf, rest))
     }
 
-    async fn read_chunked(&mut self) -> Result<Vec<u8>, Stop> {
+    async fn read_chunked(&mut self) -> Result<RequestBody, Stop> {
         let mut decoder = Decoder::new(self.limits.max_body);
-        let mut body = Vec::new();
+        let mut spooler = Spooler::default();
         loop {
-            match decoder.feed(&self.buf, &mut body).map_err(Stop::Refuse)? {
+            match decoder
+                .feed(&self.buf, spooler.buffer_mut())
+                .map_err(Stop::Refuse)?
+            {
                 Fed::Done(used) => {
                     self.buf.drain(..used);
-                    return Ok(body);
+                    return spooler.finish().map_err(spool_failed);
                 }
                 Fed::NeedMore => self.buf.clear(),
             }
+            spooler.settle().map_err(spool_failed)?;
             self.read_body_bytes().await?;
         }
     }
@@ -464,6 +482,13 @@ impl Reader {
         })
         .await;
     }
+}
+
+/// A body that could not be written to its temporary file: nginx logs it and answers 500; the
+/// connection is closed here instead (a full or broken temporary directory).
+fn spool_failed(err: io::Error) -> Stop {
+    tracing::error!(%err, "a request body could not be written to a temporary file");
+    Stop::Close
 }
 
 /// Reads what is available into `buf`. The buffer grows as nginx's do: first 1 KiB
@@ -586,7 +611,7 @@ mod tests {
         match &ticket.handover {
             Handover::Request(request) => {
                 assert_eq!(request.head.request_uri, b"/a?b");
-                assert_eq!(&request.body[..], b"xyz");
+                assert!(matches!(&request.body, RequestBody::Memory(body) if &body[..] == b"xyz"));
             }
             Handover::Refused(refusal) => panic!("refused: {refusal:?}"),
         }

@@ -125,7 +125,7 @@ async fn route(
     let Some(relative) = strip_base(app.config.base_path().as_bytes(), path) else {
         return error_page(StatusCode::NOT_FOUND);
     };
-    let resource = app.site.resolve(relative).await;
+    let resource = app.site.resolve(relative);
     if let Some(fpm) = &app.fpm {
         // nginx's `location ~ \.php$`: case-sensitive, on the whole `$uri`.
         let to_php = match resource {
@@ -140,7 +140,11 @@ async fn route(
     let peer = peer.ip();
     match resource {
         Resource::Endpoint(endpoint, script) => {
-            let mut php = php_request(&request, app);
+            let Ok(body) = request.body.bytes().await else {
+                // A temporary file that cannot be read back: what nginx answers for one.
+                return error_page(StatusCode::INTERNAL_SERVER_ERROR);
+            };
+            let mut php = php_request(&request, &body, app);
             if let Some(guard) = &app.guard {
                 if let Some(refused) = guard.admit(endpoint, &header_map(&request.head), &php) {
                     return refused;
@@ -170,7 +174,10 @@ async fn route(
             }
             response
         }
-        Resource::OtherScript(printed) => files::other_script(app.config.php, printed),
+        Resource::OtherScript(script) => match Site::printed(&script).await {
+            Some(printed) => files::other_script(app.config.php, printed),
+            None => error_page(StatusCode::NOT_FOUND),
+        },
         Resource::File(file, content_type) => {
             files::static_file(&request.head, &file, content_type).await
         }
@@ -221,18 +228,18 @@ fn header_map(head: &crate::nginx::head::Head) -> hyper::HeaderMap {
     map
 }
 
-/// Decodes cookies and, for a form POST, the body, as PHP would.
-fn php_request(request: &Request, app: &App) -> PhpRequest {
+/// Decodes cookies and, for a form POST, the body (`request`'s, read whole), as PHP would.
+fn php_request(request: &Request, body: &[u8], app: &App) -> PhpRequest {
     let version = app.config.php;
     let head = &request.head;
     let cookies = cookie::parse(head.last("cookie").unwrap_or_default(), version);
     let content_type = head.first("content-type");
     let post = if form::is_form_post(&head.method, content_type) {
-        form::parse(&request.body, version)
+        form::parse(body, version)
     } else if let Some(content_type) =
         content_type.filter(|ct| head.method == "POST" && multipart::is_multipart(ct))
     {
-        multipart::parse(&request.body, content_type, &multipart::Limits::default())
+        multipart::parse(body, content_type, &multipart::Limits::default())
     } else {
         Default::default()
     };

@@ -295,6 +295,39 @@ async fn site_under_a_base_path() {
     server.stop().await;
 }
 
+/// A form past 16k waits in a temporary file (as nginx's `client_body_buffer_size`) and is read
+/// back whole for the reimplemented script, with a length or chunked.
+#[tokio::test]
+async fn a_form_past_the_body_buffer_is_read_back_whole() {
+    let db = TestDb::with_schema().await;
+    let server = TestServer::start(&db).await;
+    let content = "z".repeat(40_000);
+    let body = format!("rec=admin&content={content}");
+    let response = server
+        .post_form("/AJsendmsg.php", Some("username=admin123"), body.as_bytes())
+        .await;
+    assert_eq!(
+        (response.status, response.body.as_slice()),
+        (200, &b"OK"[..])
+    );
+    let mut raw = b"POST /AJsendmsg.php HTTP/1.1\r\nHost: x\r\nCookie: username=admin123\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
+    for chunk in body.as_bytes().chunks(7_000) {
+        raw.extend(format!("{:x}\r\n", chunk.len()).as_bytes());
+        raw.extend(chunk);
+        raw.extend(b"\r\n");
+    }
+    raw.extend(b"0\r\n\r\n");
+    assert_eq!(server.send(raw).await.body, b"OK");
+    let stored: Vec<_> = db
+        .messages()
+        .await
+        .into_iter()
+        .map(|(_, _, _, stored, _)| stored)
+        .collect();
+    assert_eq!(stored, [Some(content.clone()), Some(content)]);
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn oversized_bodies_get_413_and_store_nothing() {
     let db = TestDb::with_schema().await;

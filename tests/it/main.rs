@@ -18,6 +18,7 @@ mod message_safety;
 mod metrics;
 mod nginx_front;
 mod php_fpm;
+mod php_fpm_pool;
 mod rollback;
 mod site_settings;
 mod soak;

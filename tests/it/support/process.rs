@@ -65,6 +65,11 @@ impl ServerProcess {
         server
     }
 
+    /// Its process id, to look at it in `/proc`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The same server started again on the same port (after a kill or a stop).
     pub async fn restart(self) -> ServerProcess {
         let (addr, url, args) = (self.addr, self.database_url.clone(), self.args.clone());
