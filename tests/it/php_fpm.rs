@@ -23,15 +23,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::support::php_fpm::{id, stop_process, PhpFpm, Pool};
 use crate::support::process::{complete_body, content_of, exchange_from};
-use crate::support::{
-    eventually, get_request, legacy_site, wait_until, within, TestDb, TestServer, DEADLINE,
-};
+use crate::support::{get_request, legacy_site, wait_until, within, TestDb, TestServer, DEADLINE};
 use chat_compat::http::Exchange;
 use tokio::time::Instant;
 
 const FPM: &str = "/usr/sbin/php-fpm8.2";
-const FPM_INI: &str = "/etc/php/8.2/fpm/php.ini";
 const NGINX: &str = "/usr/sbin/nginx";
 const NGINX_SIGNATURE: &str = "<center>nginx/1.22.1</center>";
 const SNIPPET: &str = "/etc/nginx/snippets/fastcgi-php.conf";
@@ -101,18 +99,9 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn command_output(program: &str, args: &[&str]) -> String {
-    let output = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|err| panic!("{program}: {err}"));
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
-}
-
 /// php-fpm and nginx in front of it, in a temporary directory.
 struct Php {
-    dir: tempfile::TempDir,
-    fpm: Option<Child>,
+    fpm: PhpFpm,
     nginx: Option<Child>,
     /// Where nginx listens.
     nginx_addr: SocketAddr,
@@ -124,55 +113,40 @@ impl Php {
     /// Starts both; `directives` go into nginx's `location ~ \.php$` after Debian's snippet.
     async fn start(directives: &str) -> Php {
         require_installed();
-        let dir = tempfile::Builder::new()
-            .prefix("fpm")
-            .tempdir_in("/tmp")
-            .expect("temporary directory");
-        let site = dir.path().join("site");
-        std::fs::create_dir_all(site.join("sub")).expect("site");
-        for (name, source) in SCRIPTS {
-            std::fs::write(site.join(name), source).expect("script");
-        }
-        let run = dir.path().join("run");
+        let fpm_port = free_port();
+        let mut unix = Pool::socket("test", 6);
+        unix.lines = "env[POOL] = unix".into();
+        let tcp = Pool {
+            name: "tcp",
+            workers: 2,
+            port: Some(fpm_port),
+            lines: "env[POOL] = tcp".into(),
+        };
+        let fpm = PhpFpm::start(&[unix, tcp], |site| {
+            std::fs::create_dir_all(site.join("sub")).expect("site");
+            for (name, source) in SCRIPTS {
+                std::fs::write(site.join(name), source).expect("script");
+            }
+        })
+        .await;
+        let run = fpm.scratch().join("nginx");
         std::fs::create_dir_all(&run).expect("run dir");
         // nginx resolves `include` next to its configuration: point at Debian's own files.
         std::os::unix::fs::symlink("/etc/nginx/snippets", run.join("snippets")).expect("link");
         std::os::unix::fs::symlink("/etc/nginx/fastcgi.conf", run.join("fastcgi.conf"))
             .expect("link");
-        let user = command_output("id", &["-un"]);
-        let group = command_output("id", &["-gn"]);
-        let socket = run.join("fpm.sock");
+        let [user, group] = ["-un", "-gn"].map(id);
         let port = free_port();
-        let fpm_port = free_port();
         let run_s = run.display();
-        std::fs::write(
-            run.join("fpm.conf"),
-            format!(
-                "[global]\nerror_log = {run_s}/fpm.log\ndaemonize = no\n\n[test]\nuser = {user}\ngroup = {group}\nlisten = {}\npm = static\npm.max_children = 6\nenv[POOL] = unix\n\n[tcp]\nuser = {user}\ngroup = {group}\nlisten = 127.0.0.1:{fpm_port}\npm = static\npm.max_children = 2\nenv[POOL] = tcp\n",
-                socket.display()
-            ),
-        )
-        .expect("fpm.conf");
         std::fs::write(
             run.join("nginx.conf"),
             format!(
                 "user {user} {group};\nworker_processes 1;\npid {run_s}/nginx.pid;\nerror_log {run_s}/nginx-error.log;\nevents {{ worker_connections 64; }}\nhttp {{\n  include /etc/nginx/mime.types;\n  default_type application/octet-stream;\n  access_log off;\n  client_body_temp_path {run_s}/body;\n  fastcgi_temp_path {run_s}/fastcgi;\n  server {{\n    listen 127.0.0.1:{port};\n    root {};\n    location ~ \\.php$ {{\n      include snippets/fastcgi-php.conf;\n      fastcgi_pass unix:{};\n      {directives}\n    }}\n  }}\n}}\n",
-                site.display(),
-                socket.display()
+                fpm.site().display(),
+                fpm.socket()
             ),
         )
         .expect("nginx.conf");
-        let mut fpm = Command::new(FPM);
-        if command_output("id", &["-u"]) == "0" {
-            fpm.arg("-R");
-        }
-        let fpm = fpm
-            .args(["-F", "-c", FPM_INI, "-y"])
-            .arg(run.join("fpm.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start php-fpm");
         let nginx = Command::new(NGINX)
             .arg("-c")
             .arg(run.join("nginx.conf"))
@@ -186,18 +160,11 @@ impl Php {
             .spawn()
             .expect("start nginx");
         let php = Php {
-            dir,
-            fpm: Some(fpm),
+            fpm,
             nginx: Some(nginx),
             nginx_addr: format!("127.0.0.1:{port}").parse().expect("addr"),
             fpm_tcp: format!("127.0.0.1:{fpm_port}"),
         };
-        wait_until("php-fpm's socket", || socket.exists()).await;
-        let tcp = php.fpm_tcp.clone();
-        wait_until("php-fpm's TCP pool", || {
-            std::net::TcpStream::connect(&tcp).is_ok()
-        })
-        .await;
         let addr = php.nginx_addr;
         wait_until("nginx to listen", || {
             std::net::TcpStream::connect(addr).is_ok()
@@ -207,11 +174,11 @@ impl Php {
     }
 
     fn site(&self) -> PathBuf {
-        self.dir.path().join("site")
+        self.fpm.site()
     }
 
     fn socket(&self) -> String {
-        self.dir.path().join("run/fpm.sock").display().to_string()
+        self.fpm.socket()
     }
 
     /// Lets the scripts waiting on `token` go on.
@@ -220,10 +187,8 @@ impl Php {
     }
 
     /// Stops php-fpm (TERM to its master, by pid) and waits for it to exit.
-    async fn stop_fpm(&mut self) {
-        if let Some(child) = self.fpm.take() {
-            stop(child).await;
-        }
+    fn stop_fpm(&mut self) {
+        self.fpm.stop();
     }
 
     /// The server on the same site, sending `.php` to this php-fpm, with `extra` flags.
@@ -239,37 +204,10 @@ impl Php {
     }
 }
 
-/// TERM by pid, then waits (bounded) for the exit.
-async fn stop(mut child: Child) {
-    let pid = child.id();
-    let _ = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
-    eventually(DEADLINE, &format!("pid {pid} to stop on TERM"), || {
-        let exited = child.try_wait().ok().flatten();
-        std::future::ready(exited.map(drop).ok_or_else(|| "running".to_owned()))
-    })
-    .await;
-}
-
 impl Drop for Php {
     fn drop(&mut self) {
-        for child in [self.nginx.take(), self.fpm.take()].into_iter().flatten() {
-            let mut child = child;
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
-            let deadline = std::time::Instant::now() + DEADLINE;
-            while std::time::Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            if matches!(child.try_wait(), Ok(None)) {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
+        if let Some(nginx) = self.nginx.take() {
+            stop_process(nginx);
         }
     }
 }
@@ -637,7 +575,7 @@ async fn php_fpm_slow_or_down_gets_nginx_pages() {
 
     // A kept-open connection from before the stop must not hide it.
     same(&php, &server, &get("/empty.php")).await;
-    php.stop_fpm().await;
+    php.stop_fpm();
     let seen = same(&php, &server, &get("/empty.php")).await;
     assert_eq!(seen.status_line, "HTTP/1.1 502 Bad Gateway");
     server.stop().await;

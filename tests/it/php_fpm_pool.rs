@@ -10,85 +10,51 @@
 //! php-fpm8.2 must be installed (`scripts/setup`); each test starts its own in a temporary
 //! directory and stops it by its pid.
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
+use crate::support::php_fpm::{PhpFpm, Pool};
 use crate::support::process::ServerProcess;
 use crate::support::{eventually, wait_until, within, RawResponse, TestDb, TestServer, DEADLINE};
 
-const FPM: &str = "/usr/sbin/php-fpm8.2";
 /// Workers in the pool, and our connections to it.
 const WORKERS: usize = 2;
 
 /// A PHP-FPM pool of [`WORKERS`] static workers, alone in a temporary directory.
-struct Pool {
-    dir: tempfile::TempDir,
-    fpm: Child,
+struct SmallPool {
+    fpm: PhpFpm,
 }
 
-impl Pool {
-    async fn start() -> Pool {
-        assert!(
-            Path::new(FPM).exists(),
-            "{FPM} is missing: run scripts/setup (it installs php8.2-fpm)"
-        );
-        let dir = tempfile::Builder::new()
-            .prefix("fpm-pool")
-            .tempdir_in("/tmp")
-            .expect("temporary directory");
-        let site = dir.path().join("site");
-        std::fs::create_dir_all(&site).expect("site");
-        // Says it started, then waits (5 s at most) for the test to let it finish.
-        std::fs::write(
-            site.join("hold.php"),
-            "<?php $t = basename($_GET['t']); touch(__DIR__ . \"/started-$t\"); for ($i = 0; $i < 500 && !file_exists(__DIR__ . '/release'); $i++) usleep(10000); echo 'held';\n",
-        )
-        .expect("hold.php");
-        std::fs::write(site.join("hello.php"), "<?php echo 'hello';\n").expect("hello.php");
-        // Waits for the test (5 s at most), then says what arrived.
-        std::fs::write(
-            site.join("upload.php"),
-            "<?php for ($i = 0; $i < 500 && !file_exists(__DIR__ . '/release'); $i++) usleep(10000); $in = file_get_contents('php://input'); echo strlen($in), ' ', md5($in);\n",
-        )
-        .expect("upload.php");
-        let user = output("id", &["-un"]);
-        let group = output("id", &["-gn"]);
-        let conf = dir.path().join("fpm.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "[global]\nerror_log = {dir}/fpm.log\ndaemonize = no\n\n[pool]\nuser = {user}\ngroup = {group}\nlisten = {dir}/fpm.sock\npm = static\npm.max_children = {WORKERS}\n",
-                dir = dir.path().display()
-            ),
-        )
-        .expect("fpm.conf");
-        let mut fpm = Command::new(FPM);
-        if output("id", &["-u"]) == "0" {
-            fpm.arg("-R");
-        }
-        let fpm = fpm
-            .args(["-F", "-n", "-y"])
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start php-fpm");
-        let pool = Pool { dir, fpm };
-        let socket = pool.socket();
-        wait_until("php-fpm's socket", || Path::new(&socket).exists()).await;
-        pool
+impl SmallPool {
+    async fn start() -> SmallPool {
+        let fpm = PhpFpm::start(&[Pool::socket("pool", WORKERS)], |site| {
+            // Says it started, then waits (5 s at most) for the test to let it finish.
+            std::fs::write(
+                site.join("hold.php"),
+                "<?php $t = basename($_GET['t']); touch(__DIR__ . \"/started-$t\"); for ($i = 0; $i < 500 && !file_exists(__DIR__ . '/release'); $i++) usleep(10000); echo 'held';\n",
+            )
+            .expect("hold.php");
+            std::fs::write(site.join("hello.php"), "<?php echo 'hello';\n").expect("hello.php");
+            // Waits for the test (5 s at most), then says what arrived.
+            std::fs::write(
+                site.join("upload.php"),
+                "<?php for ($i = 0; $i < 500 && !file_exists(__DIR__ . '/release'); $i++) usleep(10000); $in = file_get_contents('php://input'); echo strlen($in), ' ', md5($in);\n",
+            )
+            .expect("upload.php");
+        })
+        .await;
+        SmallPool { fpm }
     }
 
     fn site(&self) -> std::path::PathBuf {
-        self.dir.path().join("site")
+        self.fpm.site()
     }
 
     fn socket(&self) -> String {
-        self.dir.path().join("fpm.sock").display().to_string()
+        self.fpm.socket()
     }
 
     /// Our server in front of the pool, with as many connections as it has workers, and
@@ -181,43 +147,18 @@ fn push(out: &mut Vec<u8>, kind: u8, content: &[u8]) {
     out.extend_from_slice(content);
 }
 
-fn output(program: &str, args: &[&str]) -> String {
-    let output = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|err| panic!("{program}: {err}"));
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
-}
-
-impl Drop for Pool {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.fpm.id().to_string()])
-            .status();
-        let deadline = std::time::Instant::now() + DEADLINE;
-        while std::time::Instant::now() < deadline {
-            if let Ok(Some(_)) = self.fpm.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = self.fpm.kill();
-        let _ = self.fpm.wait();
-    }
-}
-
 /// Our connections use every worker of the pool. Kept idle a minute, they starve another
 /// client until our server stops (the situation the idle time exists for); with the default
 /// idle time, the other client gets a worker within the deadline while our server still runs.
 #[tokio::test]
 async fn once_our_traffic_stops_another_client_gets_a_worker() {
     let db = TestDb::with_schema().await;
-    let pool = Pool::start().await;
+    let pool = SmallPool::start().await;
     let hello = pool.site().join("hello.php");
 
     let server = pool.server(&db, Some("60000")).await;
     pool.use_every_worker(&server).await;
-    let mut starved = tokio::spawn(Pool::direct_request(pool.socket(), hello.clone()));
+    let mut starved = tokio::spawn(SmallPool::direct_request(pool.socket(), hello.clone()));
     assert!(
         tokio::time::timeout(Duration::from_secs(1), &mut starved)
             .await
@@ -235,7 +176,7 @@ async fn once_our_traffic_stops_another_client_gets_a_worker() {
     let answer = within(
         DEADLINE,
         "another client's request while our server runs",
-        Pool::direct_request(pool.socket(), hello),
+        SmallPool::direct_request(pool.socket(), hello),
     )
     .await;
     assert!(answer.ends_with(b"hello"), "{answer:?}");
@@ -303,7 +244,7 @@ fn spooled_bodies(pid: u32) -> usize {
 #[tokio::test]
 async fn parallel_uploads_wait_in_files_not_in_memory() {
     let db = TestDb::with_schema().await;
-    let pool = Pool::start().await;
+    let pool = SmallPool::start().await;
     let site = pool.site().display().to_string();
     let socket = pool.socket();
     let connections = WORKERS.to_string();

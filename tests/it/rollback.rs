@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use tokio::task::JoinHandle;
 
-use crate::support::legacy_fpm::LegacyFpm;
+use crate::support::php_fpm::PhpFpm;
 use crate::support::process::{complete_body, content_of, exchange_from, ServerProcess};
 use crate::support::DEADLINE;
 use crate::support::{eventually, form_request, get_request, within, RawResponse, TestDb};
@@ -25,7 +25,7 @@ const ON_PHP: &str = "chat_endpoints_on_php";
 /// The server (fields drop in order: it goes first), the legacy PHP beside it, their database.
 struct Rig {
     server: ServerProcess,
-    php: LegacyFpm,
+    php: PhpFpm,
     /// The `--endpoint-to-php-file`.
     file: PathBuf,
     db: TestDb,
@@ -35,7 +35,7 @@ impl Rig {
     /// Everything started, the file holding `listed`.
     async fn start(listed: &str) -> Rig {
         let db = TestDb::with_schema().await;
-        let php = LegacyFpm::start(&db).await;
+        let php = PhpFpm::legacy(&db).await;
         let file = php.scratch().join("endpoint-to-php");
         std::fs::write(&file, listed).expect("the endpoint file");
         let site = php.site().display().to_string();

@@ -5,8 +5,8 @@
 //! The database server comes from `TEST_MYSQL_URL` (default `mysql://root@127.0.0.1:3306`).
 //! When it is unreachable the tests fail loudly; they never skip.
 
-pub mod legacy_fpm;
 pub mod mariadb;
+pub mod php_fpm;
 pub mod process;
 
 use std::future::Future;
