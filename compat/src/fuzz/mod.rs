@@ -1179,6 +1179,8 @@ mod tests {
         let slow = list("slow_classes");
         assert_eq!(quick, CLASSES[..9].to_vec());
         assert_eq!(slow, CLASSES[9..].to_vec());
+        // The class that runs on its own has its own run.
+        assert!(script.contains(&format!("--class {PAGE_CLASS}")));
     }
 
     #[test]
