@@ -831,11 +831,11 @@ fn request(kind: &str, name: &str, script: &Script, rng: &mut Rng) -> Generated 
         _ => format!("/{name}.php"),
     };
     if rng.one_in(5) {
-        target.push_str(*rng.pick(PATH_INFOS));
+        target.push_str(rng.pick::<&str>(PATH_INFOS));
     }
     if rng.one_in(2) {
         target.push('?');
-        target.push_str(*rng.pick(QUERIES));
+        target.push_str(rng.pick::<&str>(QUERIES));
     }
     let mut headers = vec![("Host".to_owned(), (*rng.pick(HOSTS)).to_owned())];
     if rng.one_in(2) {
@@ -1507,7 +1507,7 @@ pub async fn run(args: &FuzzArgs) -> Result<u64, CompatError> {
             unexplained += 1;
             save(args, &done)?;
         }
-        if finished % 1000 == 0 && finished < args.cases {
+        if finished.is_multiple_of(1000) && finished < args.cases {
             summary(
                 args,
                 finished,
@@ -1750,8 +1750,8 @@ mod tests {
             );
             if page.headers.iter().any(|(n, _)| n == "Transfer-Encoding") {
                 assert!(page.body.ends_with(b"0\r\n\r\n"));
-                assert!(!crate::http::find(&raw, b"Content-Length")
-                    .is_some_and(|at| at < raw.len() - page.body.len()));
+                let head = &raw[..raw.len() - page.body.len()];
+                assert!(crate::http::find(head, b"Content-Length").is_none());
             }
         }
     }
