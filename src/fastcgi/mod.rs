@@ -270,9 +270,8 @@ fn http_response(head: CgiHead, body: Body) -> Response<Body> {
         .into_iter()
         .partition(|(name, _)| name.eq_ignore_ascii_case(b"content-type"));
     let headers = response.headers_mut();
-    // nginx keeps the last Content-Type PHP sent, and writes none when it is empty.
-    if let Some((_, value)) = content_type.into_iter().last() {
-        if let (false, Ok(value)) = (value.is_empty(), HeaderValue::from_bytes(&value)) {
+    if let Some(line) = response::content_type(content_type.iter().map(|(_, v)| &v[..])) {
+        if let Ok(value) = HeaderValue::from_bytes(&line) {
             headers.insert(CONTENT_TYPE, value);
         }
     }

@@ -104,6 +104,46 @@ pub fn parse(output: &[u8]) -> Parsed {
     }
 }
 
+/// The `Content-Type` line nginx writes for PHP's `Content-Type` values, in order
+/// (`ngx_http_upstream_copy_content_type`, then the header filter): the last value, with
+/// `; charset=…` added when that value names no charset but an earlier one did (nginx keeps the
+/// charset it parsed from an earlier line); none when the last value is empty.
+pub fn content_type<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> Option<Vec<u8>> {
+    let mut last: Option<&[u8]> = None;
+    let mut charset: &[u8] = b"";
+    let mut names_charset = false;
+    for value in values {
+        last = Some(value);
+        names_charset = false;
+        let mut at = 0;
+        while let Some(semicolon) = value[at..].iter().position(|&b| b == b';') {
+            let mut p = at + semicolon + 1;
+            while value.get(p) == Some(&b' ') {
+                p += 1;
+            }
+            if p == value.len() {
+                break;
+            }
+            if value.len() - p >= 8 && value[p..p + 8].eq_ignore_ascii_case(b"charset=") {
+                let mut found = &value[p + 8..];
+                found = found.strip_prefix(b"\"").unwrap_or(found);
+                charset = found.strip_suffix(b"\"").unwrap_or(found);
+                names_charset = true;
+                break;
+            }
+            // nginx goes on one byte past where its scan stopped.
+            at = p + 1;
+        }
+    }
+    let value = last.filter(|value| !value.is_empty())?;
+    let mut line = value.to_vec();
+    if !names_charset && !charset.is_empty() {
+        line.extend_from_slice(b"; charset=");
+        line.extend_from_slice(charset);
+    }
+    Some(line)
+}
+
 fn is(name: &[u8], wanted: &str) -> bool {
     name.eq_ignore_ascii_case(wanted.as_bytes())
 }
@@ -274,6 +314,34 @@ mod tests {
         // The first Status line decides.
         let (head, _) = complete(b"Status: 418\r\nStatus:\r\n\r\n");
         assert_eq!(head.status, 418);
+    }
+
+    #[test]
+    fn content_type_keeps_an_earlier_lines_charset_as_nginx() {
+        let line = |values: &[&str]| {
+            content_type(values.iter().map(|v| v.as_bytes()))
+                .map(|line| String::from_utf8(line).expect("text"))
+        };
+        // Found by dynamic_page: `header('Content-Type: text/plain')`, then another with
+        // `replace=false`; PHP sends `text/plain;charset=UTF-8`, then `W/"weak"`.
+        assert_eq!(
+            line(&["text/plain;charset=UTF-8", "W/\"weak\""]).as_deref(),
+            Some("W/\"weak\"; charset=UTF-8")
+        );
+        assert_eq!(
+            line(&["text/html; charset=UTF-8"]).as_deref(),
+            Some("text/html; charset=UTF-8")
+        );
+        assert_eq!(
+            line(&["a; charset=\"x\"", "b;charset=y"]).as_deref(),
+            Some("b;charset=y")
+        );
+        assert_eq!(
+            line(&["text/plain; q=1"]).as_deref(),
+            Some("text/plain; q=1")
+        );
+        assert_eq!(line(&["a; charset=x", ""]), None);
+        assert_eq!(line(&[]), None);
     }
 
     #[test]
