@@ -844,11 +844,11 @@ fn request(kind: &str, name: &str, script: &Script, rng: &mut Rng) -> Generated 
     let mut cookies = Vec::new();
     if script.session && rng.one_in(2) {
         // A session of its own (PHP accepts an unknown id: use_strict_mode is off).
-        let name = script
+        let session = script
             .session_names
             .first()
             .map_or(SESSION_NAME, String::as_str);
-        cookies.push(format!("{name}={}", name_token(name)));
+        cookies.push(format!("{session}={}", session_id(name)));
     }
     if kind == "input" || rng.one_in(4) {
         for _ in 0..rng.below(3) {
@@ -907,9 +907,10 @@ fn request(kind: &str, name: &str, script: &Script, rng: &mut Rng) -> Generated 
     }
 }
 
-/// A session id of the case's own: letters and digits of the case name.
-fn name_token(name: &str) -> String {
-    format!("fz{}", name.bytes().map(|b| b as u32).sum::<u32>())
+/// A session id of the case's own: the letters and digits of its name (PHP accepts
+/// `[a-zA-Z0-9,-]`).
+fn session_id(case: &str) -> String {
+    case.chars().filter(char::is_ascii_alphanumeric).collect()
 }
 
 fn body_for(rng: &mut Rng) -> (Option<String>, Vec<u8>) {
@@ -1797,6 +1798,26 @@ mod tests {
             })
             .count();
         assert!(big > 0 && big < 50, "{big} multi-MB outputs in 1000 cases");
+    }
+
+    #[test]
+    fn a_session_cookie_names_the_cases_own_session() {
+        let ids: Vec<String> = (0..3000)
+            .map(|i| generate(13, i))
+            .filter_map(|page| {
+                let cookie = page.headers.iter().find(|(n, _)| n == "Cookie")?;
+                let name = page.session_names.first()?;
+                let id = cookie
+                    .1
+                    .split("; ")
+                    .find_map(|c| c.strip_prefix(&format!("{name}=")))?;
+                assert_eq!(id, session_id(&page.name));
+                Some(id.to_owned())
+            })
+            .collect();
+        assert!(ids.len() > 50, "{} session cookies", ids.len());
+        let distinct: std::collections::BTreeSet<_> = ids.iter().collect();
+        assert_eq!(distinct.len(), ids.len());
     }
 
     #[test]
