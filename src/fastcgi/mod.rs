@@ -34,7 +34,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body::Frame;
 use http_body_util::{BodyExt, StreamBody};
-use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use hyper::header::{HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Response, StatusCode};
 
 use crate::http::body::RequestBody;
@@ -147,6 +147,8 @@ impl Fpm {
         {
             Ok((head, lease, rest)) => {
                 let buffering = head.buffering.unwrap_or(self.buffering);
+                // nginx reads no body for a HEAD, a 204 or a 304, whatever the length says.
+                let bodiless = request.head.method == "HEAD" || matches!(head.status, 204 | 304);
                 let mut reading = Reading {
                     upstream: Arc::clone(&self.upstream),
                     lease: Some(lease),
@@ -154,6 +156,7 @@ impl Fpm {
                     pending: rest,
                     cutter,
                     failed: false,
+                    left: head.content_length.filter(|_| !bodiless),
                 };
                 // Buffering, nginx writes nothing, head included, before its first buffers are
                 // full or the answer ended. A failure meanwhile still sends the head, then cuts:
@@ -297,8 +300,17 @@ async fn send_request(
 /// The HTTP head nginx writes for PHP's: `Content-Type` first (nginx writes it in its fixed
 /// place, before the other lines), then PHP's lines in order.
 fn http_response(head: CgiHead, body: Body) -> Response<Body> {
-    let Ok(status) = StatusCode::from_u16(head.status) else {
-        return error_page(StatusCode::BAD_GATEWAY);
+    // A 1xx status is no final answer in HTTP/1.1: nginx writes PHP's head under it anyway,
+    // hyper cannot; nginx's 502 page stands in (README.md, `--php-fpm` differences).
+    let status = match StatusCode::from_u16(head.status) {
+        Ok(status) if !status.is_informational() => status,
+        _ => {
+            tracing::error!(
+                status = head.status,
+                "PHP-FPM sent a status HTTP/1.1 cannot answer with"
+            );
+            return error_page(StatusCode::BAD_GATEWAY);
+        }
     };
     let mut response = Response::new(body);
     *response.status_mut() = status;
@@ -315,11 +327,13 @@ fn http_response(head: CgiHead, body: Body) -> Response<Body> {
         .into_iter()
         .partition(|(name, _)| name.eq_ignore_ascii_case(b"content-type"));
     let headers = response.headers_mut();
-    // nginx keeps the last Content-Type PHP sent.
-    if let Some((_, value)) = content_type.into_iter().last() {
-        if let Ok(value) = HeaderValue::from_bytes(&value) {
+    if let Some(line) = response::content_type(content_type.iter().map(|(_, v)| &v[..])) {
+        if let Ok(value) = HeaderValue::from_bytes(&line) {
             headers.insert(CONTENT_TYPE, value);
         }
+    }
+    if let Some(length) = head.content_length {
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
     }
     for (name, value) in others {
         match (
@@ -349,6 +363,10 @@ struct Reading {
     cutter: Cutter,
     /// PHP-FPM failed: what is pending is sent, then the connection is cut.
     failed: bool,
+    /// With PHP's `Content-Length`, the bytes still to pass: nginx passes no more ("upstream
+    /// sent more data than specified") and cuts the connection when PHP ends short of it
+    /// ("upstream prematurely closed FastCGI request").
+    left: Option<u64>,
 }
 
 impl Reading {
@@ -405,6 +423,21 @@ fn body(state: Reading) -> Body {
     let chunks = futures_util::stream::unfold(state, |mut state| async move {
         if !state.failed {
             state.fail_on(state.want()).await;
+        }
+        if let Some(left) = state.left {
+            if state.pending.len() as u64 >= left {
+                // The declared length is reached: the rest of PHP's output goes with its
+                // connection, as nginx closes it.
+                state.pending.truncate(left as usize);
+                state.lease = None;
+            } else if state.pending.is_empty() && state.lease.is_none() && !state.failed {
+                tracing::error!(
+                    left,
+                    "PHP-FPM ended short of its Content-Length; closing the connection, as nginx"
+                );
+                state.failed = true;
+            }
+            state.left = Some(left - state.pending.len() as u64);
         }
         if !state.pending.is_empty() {
             let data = std::mem::take(&mut state.pending);
@@ -490,6 +523,7 @@ mod tests {
                 (b"Set-Cookie".to_vec(), b"b=2".to_vec()),
             ],
             buffering: None,
+            content_length: None,
         };
         let response = http_response(head, crate::response::full(""));
         assert_eq!(response.status(), 404);

@@ -51,6 +51,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+pub mod dynamic_pages;
 mod http_edges;
 pub mod lookalikes;
 pub mod php_text;
@@ -73,9 +74,10 @@ pub struct FuzzArgs {
     /// Base URL of our server.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub against: String,
-    /// The database our server uses (its `msg` table is recreated per case).
+    /// The database our server uses (its `msg` table is recreated per case); not needed by
+    /// `dynamic_page`.
     #[arg(long)]
-    pub database_url: String,
+    pub database_url: Option<String>,
     /// Base URL of the legacy site (compat/legacy-up serves it here).
     #[arg(long, env = "LEGACY_URL", default_value = "http://127.0.0.1:8089")]
     pub legacy: String,
@@ -95,7 +97,8 @@ pub struct FuzzArgs {
     pub reset_command: String,
     /// Only these input classes (repeatable): send_form, send_cookie, customer_cookie, poll_row,
     /// send_multipart, request_target, php_text, query_string, header_bytes, lookalike_poll,
-    /// lookalike_send, lookalike_stream.
+    /// lookalike_send, lookalike_stream; or dynamic_page alone (never part of the default
+    /// list: it needs `--against` to be a server started with `--php-fpm`).
     #[arg(long = "class")]
     pub classes: Vec<String>,
     /// Where each differing case is written as a scenario file.
@@ -114,7 +117,13 @@ pub struct FuzzArgs {
     /// our table must already have the same collation (the run refuses to start otherwise).
     #[arg(long, default_value = "utf8mb4")]
     pub charset: String,
+    /// `dynamic_page` cases in flight at once (each holds one PHP-FPM worker on each side).
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
 }
+
+/// The class that runs on its own (see [`dynamic_pages`]).
+pub const PAGE_CLASS: &str = "dynamic_page";
 
 /// The input classes, in the order cases cycle through them.
 pub const CLASSES: [&str; 12] = [
@@ -194,13 +203,27 @@ impl<'a> Sites<'a> {
 }
 
 async fn run(args: &FuzzArgs) -> Result<u64, CompatError> {
+    if args.classes.iter().any(|c| c == PAGE_CLASS) {
+        if args.classes.len() > 1 {
+            return Err(CompatError::Scenario(format!(
+                "class {PAGE_CLASS} runs on its own (its cases run concurrently against a server \
+                 with --php-fpm): give it as the only --class"
+            )));
+        }
+        return dynamic_pages::run(args).await;
+    }
+    let Some(database_url) = args.database_url.clone() else {
+        return Err(CompatError::Scenario(
+            "--database-url is needed (every class but dynamic_page resets tables)".to_owned(),
+        ));
+    };
     let classes: Vec<&str> = if args.classes.is_empty() {
         CLASSES.to_vec()
     } else {
         for c in &args.classes {
             if !CLASSES.contains(&c.as_str()) {
                 return Err(CompatError::Scenario(format!(
-                    "unknown class {c:?}; classes: {CLASSES:?}"
+                    "unknown class {c:?}; classes: {CLASSES:?} and {PAGE_CLASS}"
                 )));
             }
         }
@@ -220,7 +243,7 @@ async fn run(args: &FuzzArgs) -> Result<u64, CompatError> {
     };
     let ours = Target {
         base_url: args.against.clone(),
-        database_url: args.database_url.clone(),
+        database_url,
     };
     // Both tables are created once (if missing) and then only emptied: our server follows new
     // rows by id, so ids must only grow across cases (see runner::prepare_in_place).
@@ -1156,6 +1179,8 @@ mod tests {
         let slow = list("slow_classes");
         assert_eq!(quick, CLASSES[..9].to_vec());
         assert_eq!(slow, CLASSES[9..].to_vec());
+        // The class that runs on its own has its own run.
+        assert!(script.contains(&format!("--class {PAGE_CLASS}")));
     }
 
     #[test]
