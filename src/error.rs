@@ -44,19 +44,29 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// MariaDB's "Table '…' doesn't exist".
+const ER_NO_SUCH_TABLE: u16 = 1146;
+
 /// A database error in mysql_async's words, less the user name MariaDB puts in its refusals.
 pub struct Redacted<'a>(pub &'a mysql_async::Error);
 
 impl fmt::Display for Redacted<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
-            mysql_async::Error::Server(err) => write!(
-                f,
-                "Server error: `ERROR {} ({}): {}'",
-                err.code,
-                err.state,
-                without_user(&err.message)
-            ),
+            mysql_async::Error::Server(err) => {
+                write!(
+                    f,
+                    "Server error: `ERROR {} ({}): {}'",
+                    err.code,
+                    err.state,
+                    without_user(&err.message)
+                )?;
+                // A fresh database without the table is the commonest first-run mistake.
+                if err.code == ER_NO_SUCH_TABLE {
+                    write!(f, " (create it with sql/schema.sql)")?;
+                }
+                Ok(())
+            }
             err => write!(f, "{err}"),
         }
     }
@@ -108,6 +118,20 @@ mod tests {
         assert_eq!(
             without_user("Table 'test.msg' doesn't exist"),
             "Table 'test.msg' doesn't exist"
+        );
+    }
+
+    #[test]
+    fn a_missing_table_says_how_to_make_it() {
+        let err = Error::Db(mysql_async::Error::Server(mysql_async::ServerError {
+            code: 1146,
+            message: "Table 'test.msg' doesn't exist".into(),
+            state: "42S02".into(),
+        }));
+        assert_eq!(
+            err.to_string(),
+            "database: Server error: `ERROR 1146 (42S02): Table 'test.msg' doesn't exist' \
+             (create it with sql/schema.sql)"
         );
     }
 }

@@ -226,14 +226,14 @@ impl Watcher {
                 Ok(()) => {
                     self.hub.mark_pass();
                     if !healthy {
-                        tracing::info!("database reachable again");
+                        tracing::info!("msg readable again");
                     }
                     healthy = true;
                     pause = self.pace.interval;
                 }
                 Err(err) => {
                     if healthy {
-                        tracing::warn!(%err, "database unreachable; waiting requests stay parked");
+                        tracing::warn!(%err, "cannot read msg; waiting requests stay parked");
                     }
                     healthy = false;
                     pause = (pause * 2).clamp(self.pace.interval, MAX_BACKOFF);
