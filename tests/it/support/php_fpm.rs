@@ -13,6 +13,7 @@ use super::{legacy_site, wait_until, TestDb, DEADLINE};
 
 const FPM: &str = "/usr/sbin/php-fpm8.2";
 const FPM_INI: &str = "/etc/php/8.2/fpm/php.ini";
+const MYSQLI_INI: &str = "/etc/php/8.2/fpm/conf.d/20-mysqli.ini";
 
 /// One `[pool]` of the configuration, with `pm = static`.
 pub struct Pool {
@@ -118,6 +119,12 @@ impl PhpFpm {
 
     /// The legacy site copied for `db`, run as `compat/legacy-up` runs it (four workers).
     pub async fn legacy(db: &TestDb) -> PhpFpm {
+        // Without it every legacy script dies on mysqli_report() with an empty 500, which reads
+        // like a rollback defect.
+        assert!(
+            Path::new(MYSQLI_INI).exists(),
+            "{MYSQLI_INI} is missing: the legacy scripts use mysqli; run scripts/setup (it installs php8.2-mysql)"
+        );
         let shim = concat!(env!("CARGO_MANIFEST_DIR"), "/compat/php/mysql.php");
         let mut pool = Pool::socket("legacy", 4);
         pool.lines = format!(
