@@ -96,7 +96,10 @@ fn php_fpm(config: &Config, meters: &metrics::Metrics) -> Result<Option<fastcgi:
     tracing::info!(
         %address,
         rolled_back = %to_php.now(),
-        file = ?config.endpoint_to_php_file,
+        file = %config
+            .endpoint_to_php_file
+            .as_deref()
+            .map_or("none".into(), |path| path.display().to_string()),
         "other .php files go to PHP-FPM"
     );
     Ok(Some(fastcgi::Fpm::new(fastcgi::Settings {
@@ -190,7 +193,10 @@ pub async fn run_with_hub(
         mailbox,
         limits,
     });
-    tracing::info!(addr = ?listener.local_addr().ok(), "serving");
+    match listener.local_addr() {
+        Ok(addr) => tracing::info!(%addr, "serving"),
+        Err(_) => tracing::info!("serving"),
+    }
     http::server::serve(listener, app, stop, grace).await;
     if let Err(err) = watcher.await {
         // The watcher only ends early by panicking (or being cancelled); its waiters then rely
